@@ -1,0 +1,189 @@
+"""Command line: `python -m core train ...`, `python -m core eval RUN`, `python -m core resume RUN`.
+
+Flags of `train` are generated from `TrainConfig`, so every setting is reachable and documented by `--help`.
+A user mistake prints one clear line (exit status 2), never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import signal
+import sys
+import types
+import typing
+from pathlib import Path
+
+from .config import TrainConfig
+from .errors import TrainingDiverged, UserError
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _base_type(tp):
+    if isinstance(tp, str):
+        tp = eval(tp, vars(typing), {})  # annotations are strings (from __future__ import annotations)
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return args[0]
+    return tp
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
+    """One flag per TrainConfig field; defaults stay None so that only what the user typed overrides."""
+    groups = {}
+    for f in dataclasses.fields(TrainConfig):
+        if f.name in skip:
+            continue
+        tp = _base_type(f.type)
+        help_text = f.metadata.get("help", "")
+        default = f.default
+        if default is not None and tp is not bool:
+            help_text += f" (default: {default:g})" if isinstance(default, float) else f" (default: {default})"
+        group = groups.setdefault(tp, parser)
+        kw = {"dest": f.name, "default": None, "help": help_text}
+        if tp is bool:
+            group.add_argument(_flag(f.name), action=argparse.BooleanOptionalAction, **kw)
+        else:
+            if "choices" in f.metadata:
+                kw["choices"] = f.metadata["choices"]
+            group.add_argument(_flag(f.name), type=tp, metavar=f.name.upper() if tp is not str else None, **kw)
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
+             if getattr(args, f.name, None) is not None}
+    return TrainConfig(**given)
+
+
+def _install_signal_handlers(trainer) -> None:
+    def handler(signum, frame):
+        if trainer._stop_reason is not None:  # a second signal: stop now
+            raise KeyboardInterrupt
+        name = signal.Signals(signum).name
+        print(f"\n{name}: saving a checkpoint and stopping (send it again to stop at once)", file=sys.stderr)
+        trainer.stop(f"received {name}")
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+
+
+def _print_metrics(result: dict, out=sys.stdout) -> None:
+    if result.get("acc") is not None:
+        print(f"ACC {result['acc']:.4f}   NMI {result['nmi']:.4f}   ARI {result['ari']:.4f}", file=out)
+    if result.get("mean_max_prob") is not None:
+        print(f"mean max probability {result['mean_max_prob']:.3f}   empty clusters {result.get('empty_clusters')}",
+              file=out)
+
+
+def kmeans_baseline(data, seed: int = 0) -> dict | None:
+    """k-means (10 restarts) on the raw pixels: the floor a deep clustering method has to beat."""
+    if data.labels is None:
+        return None
+    from sklearn.cluster import KMeans
+
+    from .metrics import evaluate
+
+    x = data.images.reshape(len(data), -1).float().numpy() / 255.0
+    k = data.num_classes
+    pred = KMeans(k, n_init=10, random_state=seed).fit_predict(x)
+    return evaluate(data.labels, pred)
+
+
+def cmd_train(args) -> int:
+    from .trainer import Trainer
+
+    if args.resume:
+        if not args.run_dir:
+            raise UserError("--resume needs the run to continue: --run-dir RUN")
+        overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
+                     if getattr(args, f.name, None) is not None and f.name != "run_dir"}
+        trainer = Trainer.resume(args.run_dir, **overrides)
+        print(f"resuming {trainer.run_dir} at step {trainer.step} of {trainer.config.steps}", file=sys.stderr)
+    else:
+        trainer = Trainer(config_from_args(args))
+        cfg = trainer.config
+        print(f"run directory: {trainer.run_dir}  ({cfg.method}, {trainer.data.name}: {len(trainer.data)} images "
+              f"{trainer.data.size[0]}×{trainer.data.size[1]}, K={cfg.num_clusters}, β_Aug={cfg.beta_aug:g}, "
+              f"{cfg.steps} steps on {trainer.device})", file=sys.stderr)
+    _install_signal_handlers(trainer)
+    result = trainer.fit()
+    if result["state"] == "stopped":
+        print(f"stopped at step {result['step']} ({result['message']}); continue with: "
+              f"python -m core train --resume --run-dir {trainer.run_dir}", file=sys.stderr)
+    print(f"{trainer.data.name}: {result['step']} steps in {result['time']:.0f} s on {result['device']}")
+    _print_metrics(result)
+    if args.kmeans_baseline:
+        base = kmeans_baseline(trainer.data, trainer.config.seed)
+        if base is not None:
+            print(f"k-means on raw pixels: ACC {base['acc']:.4f}   NMI {base['nmi']:.4f}   ARI {base['ari']:.4f}")
+            result["kmeans_baseline"] = base
+            trainer.writer.summary(result)
+    return 0 if result["state"] in ("finished", "stopped") else 1
+
+
+def cmd_eval(args) -> int:
+    from .evaluate import evaluate_run, format_confusion
+
+    report = evaluate_run(args.run, checkpoint=args.checkpoint, data_path=args.data_path)
+    print(f"{report['run']}: checkpoint step {report['step']} ({report['checkpoint']}), "
+          f"{report['num_images']} images, K={report['k']}")
+    _print_metrics(report)
+    print("cluster sizes: " + " ".join(str(s) for s in report["cluster_sizes"]))
+    if report.get("confusion") is not None:
+        print("\nconfusion matrix (rows: true classes; columns: clusters, matched to the classes in order)")
+        print(format_confusion(report["confusion"], report["class_names"], report["cluster_order"]))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m core", description="Deep image clustering engine (DCCS).")
+    sub = parser.add_subparsers(dest="command", required=True)
+    train = sub.add_parser("train", help="train a clustering network and write a run directory",
+                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    train.add_argument("--resume", action="store_true",
+                       help="continue the run in --run-dir from its last checkpoint (add --steps to train longer)")
+    train.add_argument("--kmeans-baseline", action="store_true",
+                       help="also cluster the raw pixels with k-means and print its ACC/NMI/ARI for comparison")
+    add_config_arguments(train)
+    train.set_defaults(func=cmd_train)
+
+    resume = sub.add_parser("resume", help="continue an interrupted run (same as train --resume --run-dir RUN)")
+    resume.add_argument("run_dir", metavar="RUN")
+    resume.add_argument("--steps", type=int, default=None, help="train to this many steps in all")
+    resume.add_argument("--device", default=None)
+    resume.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
+    resume.add_argument("--data-path", dest="data_path", default=None)
+    resume.set_defaults(func=lambda a: cmd_train(argparse.Namespace(
+        resume=True, kmeans_baseline=False, **{f.name: getattr(a, f.name, None)
+                                                for f in dataclasses.fields(TrainConfig)})))
+
+    ev = sub.add_parser("eval", help="print ACC/NMI/ARI and the confusion matrix of a run's checkpoint")
+    ev.add_argument("run", metavar="RUN", help="run directory")
+    ev.add_argument("--checkpoint", default="latest", help="latest, best, or a step number")
+    ev.add_argument("--data-path", default=None, help="where the run's data set is now, if it moved")
+    ev.set_defaults(func=cmd_eval)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except TrainingDiverged as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

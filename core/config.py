@@ -1,0 +1,161 @@
+"""Every training setting in one flat dataclass, with per-data-set defaults and checks.
+
+A field left at None takes its default from the data set (`DATASET_DEFAULTS`) or the paper when the trainer
+resolves the config; `config.json` records the resolved values, so a run says exactly what it did.
+The CLI builds its flags from these fields (`--beta-aug` for `beta_aug`), help text included.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field, fields
+
+from .errors import ConfigError
+
+METHODS = ("dccs",)
+COLOUR_MODES = ("grey", "rgb", "sobel")
+
+
+def _f(default, help: str, **kw):
+    return field(default=default, metadata={"help": help, **kw})
+
+
+@dataclass
+class TrainConfig:
+    # ---- what to train on ----
+    method: str = _f("dccs", "clustering method", choices=METHODS)
+    dataset: str = _f("digits", "data-set name (digits, mnist, fashion-mnist, cifar10, stl10) or a path to an "
+                      "image folder, .zip or .npz")
+    data_path: str | None = _f(None, "where a named data set is stored (.npz, IDX folder, image folder/zip, or a "
+                               "torchvision root)")
+    download: bool = _f(False, "let torchvision download a named data set that is not found")
+    image_size: int | None = _f(None, "resize every image to this square size (needed for mixed sizes or sizes "
+                                "other than 28, 32, 96)")
+    colour_mode: str = _f("grey", "grey (the paper's default for colour data), rgb, or sobel", choices=COLOUR_MODES)
+    num_clusters: int | None = _f(None, "K, the number of clusters (default: the number of classes)")
+    # ---- where and how ----
+    run_dir: str | None = _f(None, "run directory (default: runs/<dataset>-<method>-<time>)")
+    device: str = _f("auto", "auto (GPU when there is one), cpu, cuda, cuda:1, ...")
+    seed: int = _f(0, "random seed (weights, data order, augmentation, prior samples)")
+    threads: int | None = _f(None, "CPU threads for torch (default: torch's choice)")
+    # ---- length ----
+    steps: int | None = _f(None, "encoder steps to train (one step = n_critic critic updates + 1 encoder update); "
+                           "default from --epochs or the data set")
+    epochs: float | None = _f(None, "passes over the data (each batch feeds one update); used when --steps is "
+                              "not given")
+    # ---- DCCS (paper section 4.1; Algorithm 1) ----
+    dim_zs: int = _f(50, "dimension of the style code z_s")
+    prior_std: float = _f(0.1, "σ of the Gaussian prior on z_s")
+    beta_mi: float = _f(0.5, "β_MI, weight of the mutual-information loss")
+    beta_adv: float = _f(1.0, "β_Adv, weight of the adversarial (prior-matching) loss")
+    beta_aug: float | None = _f(None, "β_Aug, weight of the augmentation KL loss (default 2 for grey sets, "
+                                "4 for colour sets)")
+    lambda_gp: float = _f(10.0, "λ, gradient-penalty coefficient")
+    n_critic: int = _f(4, "critic updates per encoder update")
+    batch_size: int = _f(64, "batch size m")
+    lr: float | None = _f(None, "Adam learning rate (paper: 1e-4)")
+    adam_beta1: float = _f(0.5, "Adam β1")
+    adam_beta2: float = _f(0.9, "Adam β2")
+    negatives: str = _f("derangement", "in-batch negatives for the MI discriminator: derangement (never an image's "
+                        "own z) or permutation (the authors' code)", choices=("derangement", "permutation"))
+    mi_pair_mean: bool = _f(False, "average the MI loss over all 2m pairs as the authors' code does (half of "
+                            "Eq. 6) instead of Eq. 6's sum of the two expectations")
+    # ---- augmentation T (supplement B) ----
+    flip: bool | None = _f(None, "random horizontal flip (default: off for mnist and digits, on otherwise)")
+    crop_area_min: float = _f(0.4, "smallest crop area, as a fraction of the image")
+    crop_area_max: float = _f(1.0, "largest crop area")
+    crop_ratio_min: float = _f(3 / 4, "smallest crop aspect ratio")
+    crop_ratio_max: float = _f(4 / 3, "largest crop aspect ratio")
+    brightness: float = _f(0.4, "brightness factor drawn from [1-b, 1+b]")
+    contrast: float = _f(0.4, "contrast factor drawn from [1-c, 1+c]")
+    saturation: float = _f(0.4, "saturation factor drawn from [1-s, 1+s] (colour images)")
+    hue: float = _f(0.125, "hue shift drawn from [-h, h] (colour images)")
+    channel_shuffle: bool = _f(True, "shuffle RGB channels before grey conversion (colour images)")
+    jitter_before_grey: bool = _f(False, "colour-jitter before grey conversion (the authors jitter after it)")
+    # ---- what is written while training ----
+    log_every: int = _f(10, "steps between records in metrics.jsonl (the only host synchronisation)")
+    eval_every: int | None = _f(None, "steps between evaluations of the whole data set (default: about one "
+                                "epoch; 0 = only at the end)")
+    snapshot_every: int | None = _f(None, "steps between snapshots of the probe subset (default: ~50 per run)")
+    probe_size: int = _f(5000, "images in the fixed probe subset the snapshots hold")
+    checkpoint_every: int | None = _f(None, "steps between checkpoints (default: ~10 per run, at most every "
+                                      "1,000 steps)")
+    keep_checkpoints: int = _f(3, "latest checkpoints kept (the best one is kept as well)")
+    best_metric: str = _f("wasserstein", "curve that picks best.pt (lowest wins): wasserstein (−L^C, the paper's "
+                          "curve) or w_raw (E[C(z̃)] − E[C(z)])", choices=("wasserstein", "w_raw"))
+    best_after: float = _f(0.25, "fraction of the run before which no checkpoint can become best.pt (the critic "
+                           "starts untrained, so its early Wasserstein estimates are meaninglessly low)")
+    progress: bool = _f(True, "show a progress bar")
+
+    # ------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"unknown settings: {', '.join(unknown)}")
+        return cls(**d)
+
+    def replace(self, **changes) -> "TrainConfig":
+        return dataclasses.replace(self, **changes)
+
+
+# Per-data-set defaults for fields left at None. `steps` for digits is sized so the quick-start job finishes in
+# minutes on two CPU cores; the larger sets default to a number of epochs.
+DATASET_DEFAULTS: dict[str, dict] = {
+    "digits": {"beta_aug": 2.0, "flip": False, "steps": 600, "lr": 1e-4},
+    "mnist": {"beta_aug": 2.0, "flip": False, "epochs": 100},
+    "fashion-mnist": {"beta_aug": 2.0, "flip": True, "epochs": 100},
+    "cifar10": {"beta_aug": 4.0, "flip": True, "epochs": 200},
+    "stl10": {"beta_aug": 4.0, "flip": True, "epochs": 200},
+}
+GENERIC_DEFAULTS = {"grey": {"beta_aug": 2.0, "flip": True, "epochs": 100},
+                    "colour": {"beta_aug": 4.0, "flip": True, "epochs": 100}}
+PAPER_LR = 1e-4
+
+
+def dataset_defaults(dataset: str, channels: int) -> dict:
+    key = dataset.lower()
+    if key in DATASET_DEFAULTS:
+        return DATASET_DEFAULTS[key]
+    return GENERIC_DEFAULTS["colour" if channels == 3 else "grey"]
+
+
+def validate(cfg: TrainConfig) -> None:
+    """Range checks that need no data; raises ConfigError naming the setting."""
+    def need(cond, msg):
+        if not cond:
+            raise ConfigError(msg)
+
+    need(cfg.method in METHODS, f"unknown method '{cfg.method}' (known: {', '.join(METHODS)})")
+    need(cfg.colour_mode in COLOUR_MODES, f"colour mode must be one of {', '.join(COLOUR_MODES)}")
+    for name in ("batch_size", "n_critic", "dim_zs", "log_every", "probe_size", "keep_checkpoints"):
+        need(getattr(cfg, name) >= 1, f"{name.replace('_', '-')} must be at least 1, got {getattr(cfg, name)}")
+    need(cfg.batch_size >= 2, "batch size must be at least 2 (the MI loss needs in-batch negatives)")
+    for name in ("steps", "snapshot_every", "checkpoint_every"):
+        v = getattr(cfg, name)
+        need(v is None or v >= 1, f"{name.replace('_', '-')} must be at least 1, got {v}")
+    need(cfg.eval_every is None or cfg.eval_every >= 0, "eval-every must be 0 or more")
+    need(cfg.epochs is None or cfg.epochs > 0, f"epochs must be positive, got {cfg.epochs}")
+    for name in ("beta_mi", "beta_adv", "lambda_gp", "prior_std"):
+        v = getattr(cfg, name)
+        need(math.isfinite(v) and v >= 0, f"{name.replace('_', '-')} must be a finite number ≥ 0, got {v}")
+    need(cfg.beta_aug is None or (math.isfinite(cfg.beta_aug) and cfg.beta_aug >= 0),
+         f"beta-aug must be a finite number ≥ 0, got {cfg.beta_aug}")
+    need(cfg.lr is None or (math.isfinite(cfg.lr) and cfg.lr > 0), f"lr must be positive, got {cfg.lr}")
+    need(0 <= cfg.adam_beta1 < 1 and 0 <= cfg.adam_beta2 < 1, "Adam betas must lie in [0, 1)")
+    need(0 < cfg.crop_area_min <= cfg.crop_area_max <= 1, "crop areas must satisfy 0 < min ≤ max ≤ 1")
+    need(0 < cfg.crop_ratio_min <= cfg.crop_ratio_max, "crop ratios must satisfy 0 < min ≤ max")
+    for name in ("brightness", "contrast", "saturation"):
+        v = getattr(cfg, name)
+        need(0 <= v < 1, f"{name} must lie in [0, 1), got {v}")
+    need(0 <= cfg.hue <= 0.5, f"hue must lie in [0, 0.5], got {cfg.hue}")
+    need(cfg.image_size is None or cfg.image_size >= 8, f"image size must be at least 8, got {cfg.image_size}")
+    need(cfg.num_clusters is None or cfg.num_clusters >= 2,
+         f"the number of clusters K must be at least 2, got {cfg.num_clusters}")
+    need(cfg.threads is None or cfg.threads >= 1, "threads must be at least 1")
+    need(0 <= cfg.best_after <= 1, f"best-after must lie in [0, 1], got {cfg.best_after}")

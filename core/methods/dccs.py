@@ -1,0 +1,104 @@
+"""DCCS (Zhao et al., ECCV 2020): Algorithm 1 with the losses of Eqs. 6–14."""
+
+from __future__ import annotations
+
+import itertools
+
+import torch
+import torch.nn.functional as F
+
+from .. import losses
+from ..augment import InputPipeline
+from ..nets import LeakyMLP, build_encoder
+from .base import ClusteringMethod
+
+
+class DCCS(ClusteringMethod):
+    """Encoder Q, critic C (WGAN-GP on z against the prior), discriminator D (JSD mutual information).
+
+    One training step is one outer iteration of Algorithm 1: `n_critic` critic updates, each on a fresh batch,
+    then one joint update of Q and D on another batch. Q and D share one Adam optimizer (the paper: "Q and D are
+    jointly optimized"); C has its own.
+    """
+
+    name = "dccs"
+    live_settings = ("beta_aug",)
+
+    def __init__(self, pipeline: InputPipeline, k: int, input_size: int, *, dim_zs=50, prior_std=0.1,
+                 beta_mi=0.5, beta_adv=1.0, beta_aug=2.0, lambda_gp=10.0, n_critic=4, lr=1e-4,
+                 adam_betas=(0.5, 0.9), negatives="derangement", mi_pair_mean=False, device="cpu"):
+        super().__init__(pipeline, k)
+        self.dim_zs = dim_zs
+        self.prior_std = prior_std
+        self.beta_mi = beta_mi
+        self.beta_adv = beta_adv
+        self.lambda_gp = lambda_gp
+        self.n_critic = n_critic
+        self.derangement = negatives == "derangement"
+        self.mi_pair_mean = mi_pair_mean
+        self.encoder = build_encoder(input_size, pipeline.out_channels, k, dim_zs)
+        self.critic = LeakyMLP(k + dim_zs)
+        self.discriminator = LeakyMLP(self.encoder.feature_dim + k + dim_zs)
+        self.register_buffer("beta_aug", torch.tensor(float(beta_aug)))
+        self.to(device)
+        fused = torch.device(device).type == "cuda"
+        self.opt_q = torch.optim.Adam(
+            itertools.chain(self.encoder.parameters(), self.discriminator.parameters()), lr=lr, betas=adam_betas,
+            fused=fused or None)
+        self.opt_c = torch.optim.Adam(self.critic.parameters(), lr=lr, betas=adam_betas, fused=fused or None)
+
+    def optimizers(self):
+        return {"q": self.opt_q, "c": self.opt_c}
+
+    def encode(self, x):
+        out = self.encoder(x)
+        return F.softmax(out.logits, dim=1), out.z_s
+
+    def _z(self, out):
+        return torch.cat([F.softmax(out.logits, dim=1), out.z_s], dim=1)
+
+    def critic_step(self, u8: torch.Tensor, gen) -> dict[str, torch.Tensor]:
+        m = u8.shape[0]
+        with torch.no_grad():
+            z = self._z(self.encoder(self.pipeline.clean(u8)))
+        z_prior = losses.sample_prior(m, self.k, self.dim_zs, self.prior_std, gen, u8.device)
+        eps = torch.rand(m, generator=gen, device=u8.device)
+        c_z, c_prior = self.critic(z), self.critic(z_prior)
+        gp = losses.gradient_penalty(self.critic, z, z_prior, eps)
+        loss = losses.critic_loss(c_z, c_prior, gp, self.lambda_gp, self.beta_adv)
+        self.opt_c.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_c.step()
+        return {"critic_loss": loss.detach(), "w_raw": losses.wasserstein_estimate(c_z, c_prior).detach(),
+                "gradient_penalty": gp.detach()}
+
+    def encoder_step(self, u8: torch.Tensor, gen) -> dict[str, torch.Tensor]:
+        m = u8.shape[0]
+        x_aug = self.pipeline.augment(u8, gen)
+        out_aug = self.encoder(x_aug)
+        out = self.encoder(self.pipeline.clean(u8))
+        z = self._z(out)
+        self.critic.requires_grad_(False)  # C is fixed during Q's update: skip its weight gradients
+        try:
+            c_z = self.critic(z)
+        finally:
+            self.critic.requires_grad_(True)
+        neg = losses.in_batch_negatives(m, gen, u8.device, self.derangement)
+        d_in = torch.cat([torch.cat([out.features, z], 1), torch.cat([out.features, z[neg]], 1)])
+        d_logits = self.discriminator(d_in)
+        l_mi = losses.mi_loss(d_logits[:m], d_logits[m:], self.mi_pair_mean)
+        l_aug = losses.augmentation_loss(out.logits, out_aug.logits)
+        l_adv = losses.encoder_adversarial_loss(c_z)
+        loss = self.beta_mi * l_mi + self.beta_aug * l_aug + self.beta_adv * l_adv
+        self.opt_q.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_q.step()
+        return {"mi_loss": l_mi.detach(), "aug_loss": l_aug.detach(), "adv_loss": l_adv.detach(),
+                "encoder_loss": loss.detach()}
+
+    def train_step(self, batches) -> dict[str, torch.Tensor]:
+        critic = [self.critic_step(batches.next(), batches.generator) for _ in range(self.n_critic)]
+        out = {key: torch.stack([c[key] for c in critic]).mean() for key in critic[0]}
+        out["wasserstein"] = -out["critic_loss"]
+        out.update(self.encoder_step(batches.next(), batches.generator))
+        return out

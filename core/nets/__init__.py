@@ -1,0 +1,7 @@
+"""Networks of the methods."""
+
+from .blocks import FirstResBlockDown, LeakyMLP, ResBlock, init_weights
+from .encoders import SUPPORTED_SIZES, Encoder28, EncoderOutput, ResNetEncoder, build_encoder
+
+__all__ = ["FirstResBlockDown", "LeakyMLP", "ResBlock", "init_weights", "SUPPORTED_SIZES", "Encoder28",
+           "EncoderOutput", "ResNetEncoder", "build_encoder"]

@@ -1,0 +1,376 @@
+"""The run directory: the contract between the training engine and every view (format in docs/run-directory.md).
+
+    config.json        every setting (resolved), the data set, seed, library versions
+    status.json        state (running / finished / stopped / failed), step, message, pid
+    metrics.jsonl      one JSON object per logged step, appended while training
+    control.json       written by others to steer a running trainer (β_Aug, stop)
+    probe.npz          the fixed probe subset: indices, images (uint8), labels, class names
+    snapshots/step_XXXXXXXX.npz   z_c, z_s, predictions, labels of the probe subset at that step
+    checkpoints/step_XXXXXXXX.pt  all model, optimizer and random state; best.pt: lowest Wasserstein estimate
+    summary.json       final metrics when the run ends
+
+`RunWriter` is the engine's side (every file but metrics.jsonl is written atomically; metrics.jsonl is appended
+line by line and a reader skips a torn last line). `Run` is the readers' side.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from .errors import RunError
+from .io import atomic_savez, atomic_write_json, json_line
+
+FORMAT_VERSION = 1
+_SNAP_RE = re.compile(r"^step_(\d{8})\.npz$")
+_CKPT_RE = re.compile(r"^step_(\d{8})\.pt$")
+
+
+def snapshot_name(step: int) -> str:
+    return f"step_{step:08d}.npz"
+
+
+def checkpoint_name(step: int) -> str:
+    return f"step_{step:08d}.pt"
+
+
+# ----------------------------------------------------------------------------------------------------------
+# writing
+# ----------------------------------------------------------------------------------------------------------
+class RunWriter:
+    """Everything the trainer writes into a run directory."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.snapshots = self.path / "snapshots"
+        self.checkpoints = self.path / "checkpoints"
+        self._control_mtime = None
+
+    def create(self, config: dict) -> None:
+        if (self.path / "config.json").exists():
+            raise RunError(
+                f"{self.path} already holds a run. Resume it with --resume, or choose another --run-dir"
+            )
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.snapshots.mkdir(exist_ok=True)
+        self.checkpoints.mkdir(exist_ok=True)
+        atomic_write_json(self.path / "config.json", {"format": FORMAT_VERSION, **config})
+        (self.path / "metrics.jsonl").touch()
+
+    def append(self, record: dict) -> None:
+        with open(self.path / "metrics.jsonl", "a", encoding="utf-8") as f:
+            f.write(json_line(record))
+            f.flush()
+
+    def status(self, state: str, **info) -> None:
+        atomic_write_json(self.path / "status.json", {
+            "state": state, "updated": time.time(), "pid": os.getpid(), "host": socket.gethostname(), **info})
+
+    def probe(self, indices, images, labels, class_names) -> None:
+        atomic_savez(self.path / "probe.npz", indices=np.asarray(indices, np.int64), images=np.asarray(images),
+                     labels=np.asarray(labels if labels is not None else np.zeros(0), np.int64),
+                     has_labels=np.array(labels is not None), class_names=np.array(json.dumps(class_names or [])))
+
+    def snapshot(self, step: int, epoch: float, z_c, z_s, labels, metrics: dict) -> Path:
+        path = self.snapshots / snapshot_name(step)
+        z_c = np.asarray(z_c, np.float32)
+        atomic_savez(path, step=np.array(step), epoch=np.array(epoch), z_c=z_c.astype(np.float16),
+                     z_s=np.asarray(z_s, np.float16), pred=z_c.argmax(1).astype(np.int16),
+                     confidence=z_c.max(1).astype(np.float16),
+                     labels=np.asarray(labels if labels is not None else np.zeros(0), np.int16),
+                     metrics=np.array(json.dumps(metrics)))
+        return path
+
+    def summary(self, summary: dict) -> None:
+        atomic_write_json(self.path / "summary.json", summary)
+
+    # -- steering from outside ----------------------------------------------------------------------------
+    def poll_control(self) -> dict | None:
+        """The content of control.json if it changed since the last poll (one stat call otherwise)."""
+        path = self.path / "control.json"
+        try:
+            mtime = path.stat().st_mtime_ns
+        except FileNotFoundError:
+            return None
+        if mtime == self._control_mtime:
+            return None
+        self._control_mtime = mtime
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
+
+    # -- resuming -----------------------------------------------------------------------------------------
+    def truncate_after(self, step: int) -> int:
+        """Drop metric records and snapshots written after `step` (the checkpoint a run resumes from).
+
+        Returns how many metric lines were dropped, torn lines included."""
+        path = self.path / "metrics.jsonl"
+        kept, dropped = [], 0
+        if path.exists():
+            for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+                try:
+                    rec = json.loads(line)
+                except ValueError:
+                    dropped += 1
+                    continue
+                if rec.get("step", 0) <= step:
+                    kept.append(line + "\n")
+                else:
+                    dropped += 1
+        from .io import atomic_write_bytes
+
+        atomic_write_bytes(path, "".join(kept).encode())
+        for p in self.snapshots.glob("step_*.npz"):
+            m = _SNAP_RE.match(p.name)
+            if m and int(m.group(1)) > step:
+                p.unlink()
+        return dropped
+
+
+# ----------------------------------------------------------------------------------------------------------
+# reading
+# ----------------------------------------------------------------------------------------------------------
+@dataclass
+class Snapshot:
+    step: int
+    epoch: float
+    z_c: np.ndarray  # (n, K) soft assignments
+    z_s: np.ndarray  # (n, dim_zs)
+    pred: np.ndarray  # (n,) argmax z_c
+    confidence: np.ndarray  # (n,) max z_c
+    labels: np.ndarray | None
+    metrics: dict
+
+    @property
+    def z(self) -> np.ndarray:
+        return np.concatenate([self.z_c, self.z_s], axis=1)
+
+
+@dataclass
+class Probe:
+    indices: np.ndarray
+    images: np.ndarray  # uint8 (n, C, H, W)
+    labels: np.ndarray | None
+    class_names: list[str] | None
+
+
+class Run:
+    """Read a run directory, also while it is being written: `Run(path).config`, `.metrics()`, `.snapshots()`,
+    `.follow()` for new records as they arrive."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        if not self.path.is_dir():
+            raise RunError(f"no run directory at {self.path}")
+        if not (self.path / "config.json").is_file():
+            raise RunError(f"{self.path} is not a run directory (no config.json)")
+        self._config = None
+
+    def __repr__(self):
+        return f"Run({str(self.path)!r})"
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def config(self) -> dict:
+        if self._config is None:
+            try:
+                self._config = json.loads((self.path / "config.json").read_text())
+            except (OSError, ValueError) as e:
+                raise RunError(f"{self.path}/config.json cannot be read: {e}") from None
+        return self._config
+
+    def status(self) -> dict:
+        """status.json, with state 'unknown' when it is missing or unreadable."""
+        try:
+            return json.loads((self.path / "status.json").read_text())
+        except (OSError, ValueError):
+            return {"state": "unknown"}
+
+    def summary(self) -> dict | None:
+        try:
+            return json.loads((self.path / "summary.json").read_text())
+        except (OSError, ValueError):
+            return None
+
+    # -- metrics ------------------------------------------------------------------------------------------
+    def metrics(self, kind: str | None = "train") -> list[dict]:
+        """All complete records (of one kind: 'train', 'set', 'event'; None for all). Torn or corrupt lines are
+        skipped and counted in `self.skipped_lines`."""
+        records, self.skipped_lines = [], 0
+        try:
+            text = (self.path / "metrics.jsonl").read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            return []
+        for line in text.splitlines():
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                self.skipped_lines += 1
+                continue
+            if isinstance(rec, dict) and (kind is None or rec.get("kind") == kind):
+                records.append(rec)
+        return records
+
+    def series(self, key: str, kind: str = "train") -> tuple[np.ndarray, np.ndarray]:
+        """(steps, values) of one metric, skipping records without it."""
+        recs = [r for r in self.metrics(kind) if r.get(key) is not None]
+        return (np.array([r["step"] for r in recs], dtype=np.int64),
+                np.array([r[key] for r in recs], dtype=np.float64))
+
+    def follow(self, poll: float = 0.5, timeout: float | None = None, until_done: bool = True,
+               kind: str | None = None) -> Iterator[dict]:
+        """Yield records as they are appended (like `tail -f`), starting from the first.
+
+        Stops when the run is no longer running (after reading what is left) if `until_done`, or after `timeout`
+        seconds without a new record. A line is only parsed once its newline has been written."""
+        path = self.path / "metrics.jsonl"
+        offset, pending, idle_since = 0, b"", time.monotonic()
+        while True:
+            chunk = b""
+            try:
+                with open(path, "rb") as f:
+                    size = os.fstat(f.fileno()).st_size
+                    if size < offset:  # rewritten (a resume truncated it): start over
+                        offset, pending = 0, b""
+                    f.seek(offset)
+                    chunk = f.read()
+                    offset += len(chunk)
+            except FileNotFoundError:
+                pass
+            data = pending + chunk
+            *lines, pending = data.split(b"\n")
+            got = False
+            for line in lines:
+                try:
+                    rec = json.loads(line)
+                except ValueError:
+                    continue
+                if kind is None or rec.get("kind") == kind:
+                    got = True
+                    yield rec
+            if got:
+                idle_since = time.monotonic()
+            if until_done and not chunk and self.status().get("state") not in ("running", "starting"):
+                return
+            if timeout is not None and time.monotonic() - idle_since > timeout:
+                return
+            time.sleep(poll)
+
+    # -- snapshots ----------------------------------------------------------------------------------------
+    def snapshot_steps(self) -> list[int]:
+        folder = self.path / "snapshots"
+        if not folder.is_dir():
+            return []
+        return sorted(int(m.group(1)) for p in folder.iterdir() if (m := _SNAP_RE.match(p.name)))
+
+    def snapshots(self) -> list[int]:
+        """Steps at which snapshots exist, oldest first (load one with `snapshot(step)`)."""
+        return self.snapshot_steps()
+
+    def snapshot(self, step: int | None = None) -> Snapshot:
+        """The snapshot at `step` (default: the latest). RunError if it is missing or damaged."""
+        steps = self.snapshot_steps()
+        if not steps:
+            raise RunError(f"{self.name} has no snapshots yet")
+        if step is None:
+            step = steps[-1]
+        path = self.path / "snapshots" / snapshot_name(step)
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                labels = f["labels"].astype(np.int64)
+                return Snapshot(
+                    step=int(f["step"]), epoch=float(f["epoch"]), z_c=f["z_c"].astype(np.float32),
+                    z_s=f["z_s"].astype(np.float32), pred=f["pred"].astype(np.int64),
+                    confidence=f["confidence"].astype(np.float32), labels=labels if len(labels) else None,
+                    metrics=json.loads(str(f["metrics"])))
+        except FileNotFoundError:
+            raise RunError(f"{self.name}: no snapshot at step {step}") from None
+        except Exception as e:  # torn or corrupt file: report it on this run, never crash a view
+            raise RunError(f"{self.name}: snapshot at step {step} is damaged ({type(e).__name__}: {e})") from None
+
+    def latest_snapshot(self) -> Snapshot | None:
+        """The newest readable snapshot, or None."""
+        for step in reversed(self.snapshot_steps()):
+            try:
+                return self.snapshot(step)
+            except RunError:
+                continue
+        return None
+
+    def probe(self) -> Probe:
+        try:
+            with np.load(self.path / "probe.npz", allow_pickle=False) as f:
+                has = bool(f["has_labels"])
+                names = json.loads(str(f["class_names"]))
+                return Probe(f["indices"], f["images"], f["labels"] if has else None, names or None)
+        except FileNotFoundError:
+            raise RunError(f"{self.name} has no probe.npz yet") from None
+        except Exception as e:
+            raise RunError(f"{self.name}: probe.npz is damaged ({type(e).__name__}: {e})") from None
+
+    # -- checkpoints --------------------------------------------------------------------------------------
+    def checkpoint_steps(self) -> list[int]:
+        folder = self.path / "checkpoints"
+        if not folder.is_dir():
+            return []
+        return sorted(int(m.group(1)) for p in folder.iterdir() if (m := _CKPT_RE.match(p.name)))
+
+    def checkpoint_path(self, which: str | int = "latest") -> Path:
+        """Path of the latest, best, or a given step's checkpoint."""
+        folder = self.path / "checkpoints"
+        if which == "best":
+            path = folder / "best.pt"
+        elif which == "latest":
+            steps = self.checkpoint_steps()
+            if not steps:
+                raise RunError(f"{self.name} has no checkpoint yet")
+            path = folder / checkpoint_name(steps[-1])
+        else:
+            path = folder / checkpoint_name(int(which))
+        if not path.is_file():
+            raise RunError(f"{self.name}: no checkpoint {which}")
+        return path
+
+    # -- steering a running trainer (from another process) ------------------------------------------------
+    def control(self) -> dict:
+        try:
+            return json.loads((self.path / "control.json").read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def send(self, **changes) -> None:
+        """Merge `changes` (beta_aug=3.0, stop=True) into control.json; the trainer applies them at its next step."""
+        control = self.control()
+        control.update(changes)
+        control["seq"] = int(control.get("seq", 0)) + 1
+        control["written"] = time.time()
+        atomic_write_json(self.path / "control.json", control)
+
+    def set_beta_aug(self, value: float) -> None:
+        self.send(beta_aug=float(value))
+
+    def request_stop(self) -> None:
+        self.send(stop=True)
+
+
+def list_runs(root: str | Path) -> list[Path]:
+    """Run directories directly under `root`, newest first."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    runs = [p for p in root.iterdir() if (p / "config.json").is_file()]
+    return sorted(runs, key=lambda p: p.stat().st_mtime, reverse=True)

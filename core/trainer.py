@@ -1,0 +1,516 @@
+"""The training loop: runs a method on the GPU when there is one, else the CPU, and writes the run directory.
+
+The hot loop keeps losses on the device and synchronises with the host once per logging window (`log_every`
+steps); evaluation, snapshots and checkpoints happen at the end of such a window. Nothing is lost: checkpoints
+are written atomically, SIGINT/SIGTERM (CLI) or `stop()` save one before the run ends, and `resume` continues
+from the last checkpoint with model, optimizer, data order and random state restored.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import queue
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+
+from . import __version__
+from .augment import AugmentSettings, InputPipeline
+from .batches import BatchStream
+from .config import PAPER_LR, TrainConfig, dataset_defaults, validate
+from .data import ImageSet, load_dataset
+from .errors import ConfigError, RunError, TrainingDiverged
+from .io import atomic_torch_save, link_atomic
+from .methods import DCCS, ClusteringMethod
+from .metrics import cluster_statistics, evaluate
+from .rundir import Run, RunWriter, checkpoint_name
+
+CHECKPOINT_FORMAT = 1
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"unknown device '{name}' (use auto, cpu, cuda or cuda:N)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device cuda was asked for, but no CUDA GPU is available here; use --device cpu")
+    return dev
+
+
+def _round_up(x: float, multiple: int) -> int:
+    return int(math.ceil(max(x, 1) / multiple) * multiple)
+
+
+def resolve_config(cfg: TrainConfig, data: ImageSet) -> TrainConfig:
+    """Fill every None setting from the data set's defaults and check what needs the data (K, sizes)."""
+    validate(cfg)
+    d = dataset_defaults(cfg.dataset, data.channels)
+    changes = {}
+    if cfg.beta_aug is None:
+        changes["beta_aug"] = d["beta_aug"]
+    if cfg.flip is None:
+        changes["flip"] = d["flip"]
+    if cfg.lr is None:
+        changes["lr"] = d.get("lr", PAPER_LR)
+    k = cfg.num_clusters or data.num_classes
+    if k is None:
+        raise ConfigError(f"{data.name} has no labels: say how many clusters to make with --num-clusters K")
+    if k < 2 or k > len(data):
+        raise ConfigError(f"the number of clusters K must lie between 2 and the number of images ({len(data)}), "
+                          f"got {k}")
+    changes["num_clusters"] = k
+    if cfg.batch_size > len(data):
+        raise ConfigError(f"batch size {cfg.batch_size} is larger than the data set ({len(data)} images)")
+    batches_per_epoch = len(data) // cfg.batch_size
+    steps_per_epoch = batches_per_epoch / (cfg.n_critic + 1)
+    steps = cfg.steps
+    if steps is None:
+        epochs = cfg.epochs if cfg.epochs is not None else d.get("epochs")
+        steps = int(math.ceil(epochs * steps_per_epoch)) if epochs is not None else d["steps"]
+    changes["steps"] = max(1, steps)
+    log = cfg.log_every
+    if cfg.snapshot_every is None:
+        changes["snapshot_every"] = _round_up(steps / 50, log)
+    if cfg.eval_every is None:
+        changes["eval_every"] = _round_up(max(steps_per_epoch, steps / 50), log)
+    if cfg.checkpoint_every is None:
+        changes["checkpoint_every"] = _round_up(min(1000, steps / 10), log)
+    return cfg.replace(**changes)
+
+
+def library_versions() -> dict:
+    import sklearn
+    import torchvision
+
+    return {"python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__,
+            "numpy": np.__version__, "scikit-learn": sklearn.__version__, "engine": __version__,
+            "platform": platform.platform()}
+
+
+def build_method(cfg: TrainConfig, data: ImageSet, device: torch.device) -> ClusteringMethod:
+    aug = AugmentSettings(
+        crop_area=(cfg.crop_area_min, cfg.crop_area_max), crop_ratio=(cfg.crop_ratio_min, cfg.crop_ratio_max),
+        flip=bool(cfg.flip), brightness=cfg.brightness, contrast=cfg.contrast, saturation=cfg.saturation,
+        hue=cfg.hue, channel_shuffle=cfg.channel_shuffle, jitter_before_grey=cfg.jitter_before_grey)
+    pipeline = InputPipeline(data.channels, cfg.colour_mode, aug)
+    height, width = data.size
+    if height != width:
+        raise ConfigError(f"images are {height}×{width}; the encoders take square images: set --image-size")
+    if cfg.method == "dccs":
+        return DCCS(pipeline, cfg.num_clusters, height, dim_zs=cfg.dim_zs, prior_std=cfg.prior_std,
+                    beta_mi=cfg.beta_mi, beta_adv=cfg.beta_adv, beta_aug=cfg.beta_aug, lambda_gp=cfg.lambda_gp,
+                    n_critic=cfg.n_critic, lr=cfg.lr, adam_betas=(cfg.adam_beta1, cfg.adam_beta2),
+                    negatives=cfg.negatives, mi_pair_mean=cfg.mi_pair_mean, device=device)
+    raise ConfigError(f"unknown method '{cfg.method}'")
+
+
+class Trainer:
+    """Train a clustering method and write its run directory.
+
+    In a script: `Trainer(cfg).fit()`. In a notebook: `t = Trainer(cfg).start()` trains in a background thread;
+    `t.events()` yields every record as it is written, `t.set_beta_aug(3)` changes β_Aug at the next step (and
+    records it), `t.stop()` ends the run after the current step with a checkpoint. Callbacks given as
+    `callbacks=[fn]` receive the same events.
+    """
+
+    def __init__(self, config: TrainConfig | dict | None = None, *, data: ImageSet | None = None,
+                 callbacks: list[Callable[[dict], None]] = (), _resume_state: dict | None = None, **overrides):
+        cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(dict(config or {}))
+        if overrides:
+            cfg = cfg.replace(**overrides)
+        validate(cfg)
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        self.device = resolve_device(cfg.device)
+        self.data = data if data is not None else load_dataset(
+            cfg.dataset, cfg.data_path, download=cfg.download, image_size=cfg.image_size, progress=cfg.progress)
+        self.config = resolve_config(cfg, self.data) if _resume_state is None else cfg
+        cfg = self.config
+        if cfg.run_dir is None:
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            self.config = cfg = cfg.replace(run_dir=str(Path("runs") / f"{Path(cfg.dataset).stem}-{cfg.method}-{stamp}"))
+        self.run_dir = Path(cfg.run_dir)
+        self.writer = RunWriter(self.run_dir)
+
+        torch.manual_seed(cfg.seed)
+        self.method = build_method(cfg, self.data, self.device)
+        self.images = self.data.images.to(self.device)
+        self.generator = torch.Generator(device=self.device)
+        self.generator.manual_seed(cfg.seed)
+        self.batches = BatchStream(self.images, cfg.batch_size, self.generator)
+        rng = np.random.default_rng(cfg.seed)
+        n_probe = min(cfg.probe_size, len(self.data))
+        self.probe_indices = np.sort(rng.choice(len(self.data), n_probe, replace=False))
+
+        self.step = 0
+        self.elapsed = 0.0  # training wall time of earlier sessions of this run
+        self.best = {"value": math.inf, "step": None}
+        self.control_seq = 0
+        self.callbacks = list(callbacks)
+        self._queues: list[queue.Queue] = []
+        self._lock = threading.Lock()
+        self._pending: dict[str, tuple[float, str]] = {}
+        self._stop_reason: str | None = None
+        self._thread: threading.Thread | None = None
+        self.result: dict | None = None
+        self.error: BaseException | None = None
+        self.last_record: dict = {}
+
+        if _resume_state is None:
+            self.writer.create({"settings": cfg.to_dict(), "dataset": self.data.describe(),
+                                "device": str(self.device), "versions": library_versions(),
+                                "created": time.time()})
+            self.writer.probe(self.probe_indices, self.data.images[self.probe_indices].numpy(),
+                              None if self.data.labels is None else self.data.labels[self.probe_indices],
+                              self.data.class_names)
+            ctl = Run(self.run_dir).control()
+            self.control_seq = int(ctl.get("seq", 0))
+            self.writer.status("starting", step=0, total_steps=cfg.steps)
+        else:
+            self._load_state(_resume_state)
+
+    # ------------------------------------------------------------------------------------------------------
+    # resuming
+    # ------------------------------------------------------------------------------------------------------
+    @classmethod
+    def resume(cls, run_dir: str | Path, *, data: ImageSet | None = None, callbacks=(), **overrides) -> "Trainer":
+        """Continue an interrupted run from its latest readable checkpoint.
+
+        `overrides` may change settings that do not alter the method: steps (to train longer), device, threads,
+        progress, logging periods."""
+        run = Run(run_dir)
+        allowed = {"steps", "device", "threads", "progress", "log_every", "eval_every", "snapshot_every",
+                   "checkpoint_every", "keep_checkpoints", "data_path", "download"}
+        bad = sorted(k for k, v in overrides.items() if k not in allowed and v is not None)
+        if bad:
+            raise ConfigError(f"cannot change {', '.join(bad)} when resuming (changeable: {', '.join(sorted(allowed))})")
+        cfg = TrainConfig.from_dict(run.config["settings"])
+        cfg = cfg.replace(run_dir=str(run.path), **{k: v for k, v in overrides.items() if v is not None})
+        state = None
+        for step in reversed(run.checkpoint_steps()):
+            try:
+                state = torch.load(run.checkpoint_path(step), map_location="cpu", weights_only=True)
+                break
+            except Exception:  # a damaged checkpoint: fall back to the one before
+                continue
+        if state is None:
+            raise RunError(f"{run.path} has no readable checkpoint to resume from")
+        return cls(cfg, data=data, callbacks=callbacks, _resume_state=state)
+
+    def _state(self) -> dict:
+        return {
+            "format": CHECKPOINT_FORMAT, "step": self.step, "epoch": self.batches.epoch,
+            "elapsed": self.elapsed + self._session_time(), "method": self.method.state_dict(),
+            "optimizers": {k: o.state_dict() for k, o in self.method.optimizers().items()},
+            "batches": self.batches.state_dict(), "torch_rng": torch.get_rng_state(),
+            "best": dict(self.best), "control_seq": self.control_seq, "settings": self.config.to_dict(),
+        }
+
+    def _load_state(self, state: dict) -> None:
+        if state.get("format") != CHECKPOINT_FORMAT:
+            raise RunError(f"checkpoint format {state.get('format')} is not supported by this version")
+        self.method.load_state_dict(state["method"])
+        for k, o in self.method.optimizers().items():
+            o.load_state_dict(state["optimizers"][k])
+        self.batches.load_state_dict(state["batches"])
+        torch.set_rng_state(state["torch_rng"])
+        self.step = int(state["step"])
+        self.elapsed = float(state["elapsed"])
+        self.best = dict(state["best"])
+        self.control_seq = int(state["control_seq"])
+        dropped = self.writer.truncate_after(self.step)
+        self.writer.append({"kind": "event", "event": "resumed", "step": self.step, "epoch": self.batches.epoch,
+                            "time": self.elapsed, "timestamp": time.time(), "dropped_records": dropped})
+        self.writer.status("starting", step=self.step, total_steps=self.config.steps)
+
+    # ------------------------------------------------------------------------------------------------------
+    # steering (thread-safe; applied at the next step)
+    # ------------------------------------------------------------------------------------------------------
+    def set_beta_aug(self, value: float) -> None:
+        """Change β_Aug; it applies from the next step and is recorded in metrics.jsonl."""
+        self.set_live("beta_aug", value, source="api")
+
+    def set_live(self, name: str, value: float, source: str = "api") -> None:
+        if name not in self.method.live_settings:
+            raise ConfigError(f"{name} cannot be changed while training")
+        value = float(value)
+        if not math.isfinite(value) or value < 0:
+            raise ConfigError(f"{name} must be a finite number ≥ 0, got {value}")
+        with self._lock:
+            self._pending[name] = (value, source)
+
+    @property
+    def beta_aug(self) -> float:
+        return self.method.get_live("beta_aug")
+
+    def stop(self, reason: str = "stopped by request") -> None:
+        """End the run after the current step, with a checkpoint."""
+        self._stop_reason = reason
+
+    # ------------------------------------------------------------------------------------------------------
+    # events
+    # ------------------------------------------------------------------------------------------------------
+    def add_callback(self, fn: Callable[[dict], None]) -> None:
+        self.callbacks.append(fn)
+
+    def _emit(self, event: dict) -> None:
+        for fn in self.callbacks:
+            fn(event)
+        for q in self._queues:
+            q.put(event)
+
+    def events(self) -> Iterator[dict]:
+        """Every event of the run (records, snapshots, checkpoints, the end); starts training in the background
+        if it is not running yet. Ends after the 'end' event."""
+        q: queue.Queue = queue.Queue()
+        self._queues.append(q)
+        if self._thread is None and self.result is None:
+            self.start()
+        try:
+            while True:
+                try:
+                    ev = q.get(timeout=0.5)
+                except queue.Empty:
+                    if not self.running:
+                        return
+                    continue
+                yield ev
+                if ev["type"] == "end":
+                    return
+        finally:
+            self._queues.remove(q)
+
+    # ------------------------------------------------------------------------------------------------------
+    # running
+    # ------------------------------------------------------------------------------------------------------
+    def start(self) -> "Trainer":
+        """Train in a background thread (for notebooks and apps); returns at once."""
+        if self._thread is not None and self._thread.is_alive():
+            return self
+        self._thread = threading.Thread(target=self._fit_quietly, name="trainer", daemon=True)
+        self._thread.start()
+        return self
+
+    def _fit_quietly(self):
+        try:
+            self.fit()
+        except BaseException as e:  # recorded in status.json and self.error; the thread must not die loudly
+            self.error = e
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def join(self, timeout: float | None = None) -> dict | None:
+        if self._thread is not None:
+            self._thread.join(timeout)
+        if self.error is not None and not self.running:
+            raise self.error
+        return self.result
+
+    def _session_time(self) -> float:
+        return time.perf_counter() - self._t0 if hasattr(self, "_t0") else 0.0
+
+    def fit(self) -> dict:
+        """Train to `steps`; returns the final summary (also written to summary.json)."""
+        cfg = self.config
+        self._t0 = time.perf_counter()
+        self.writer.status("running", step=self.step, total_steps=cfg.steps)
+        self._emit({"type": "status", "state": "running", "step": self.step})
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=cfg.steps, initial=self.step, unit="step", dynamic_ncols=True, disable=not cfg.progress,
+                   desc=f"{cfg.method} {Path(cfg.dataset).stem}")
+        window: dict[str, torch.Tensor] = {}
+        window_steps, window_start = 0, time.perf_counter()
+        self.method.train()
+        try:
+            while self.step < cfg.steps and self._stop_reason is None:
+                self._apply_pending()
+                out = self.method.train_step(self.batches)
+                self.step += 1
+                window_steps += 1
+                for key, v in out.items():
+                    window[key] = window[key] + v if key in window else v
+                s = self.step
+                due = {
+                    "eval": cfg.eval_every > 0 and s % cfg.eval_every == 0,
+                    "snapshot": s % cfg.snapshot_every == 0 or s == 1,
+                    "checkpoint": s % cfg.checkpoint_every == 0,
+                }
+                if s % cfg.log_every == 0 or any(due.values()) or s == cfg.steps:
+                    record = self._flush(window, window_steps, time.perf_counter() - window_start)
+                    window, window_steps, window_start = {}, 0, time.perf_counter()
+                    if due["eval"] or s == cfg.steps:
+                        record.update(self.evaluate())
+                    self.writer.append(record)
+                    self.last_record = record
+                    self._emit({"type": "record", **record})
+                    bar.update(s - bar.n)
+                    bar.set_postfix_str(self._postfix(record), refresh=False)
+                    if due["snapshot"]:
+                        self.snapshot()
+                    if due["checkpoint"]:
+                        self.checkpoint(record)
+                    self._poll_control()
+            if window_steps:
+                record = self._flush(window, window_steps, time.perf_counter() - window_start)
+                record.update(self.evaluate())
+                self.writer.append(record)
+                self.last_record = record
+                self._emit({"type": "record", **record})
+            if "size_entropy" not in self.last_record:  # stopped right after a plain log step
+                self.last_record = {**self.last_record, **self.evaluate()}
+            finished = self.step >= cfg.steps
+            if self.step not in Run(self.run_dir).snapshot_steps():
+                self.snapshot()
+            self.checkpoint(self.last_record)
+            state = "finished" if finished else "stopped"
+            message = "" if finished else (self._stop_reason or "")
+            self.result = self._summary(state, message)
+            self.writer.summary(self.result)
+            self.writer.status(state, step=self.step, total_steps=cfg.steps, message=message)
+            self._emit({"type": "end", "state": state, "step": self.step, "message": message,
+                        "summary": self.result})
+            return self.result
+        except TrainingDiverged as e:
+            self._fail(str(e))
+            raise
+        except BaseException as e:
+            msg = "interrupted" if isinstance(e, KeyboardInterrupt) else f"{type(e).__name__}: {e}"
+            self._fail(msg)
+            raise
+        finally:
+            bar.close()
+
+    def _fail(self, message: str) -> None:
+        self.writer.status("failed", step=self.step, total_steps=self.config.steps, message=message)
+        self._emit({"type": "end", "state": "failed", "step": self.step, "message": message, "summary": None})
+
+    def _apply_pending(self) -> None:
+        if not self._pending:
+            return
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        for name, (value, source) in pending.items():
+            old = self.method.get_live(name)
+            self.method.set_live(name, value)
+            rec = {"kind": "set", "step": self.step + 1, "epoch": self.batches.epoch, "time": self._time(),
+                   "timestamp": time.time(), "setting": name, "value": value, "previous": old, "source": source,
+                   name: value}
+            self.writer.append(rec)
+            self._emit({"type": "set", **rec})
+
+    def _poll_control(self) -> None:
+        ctl = self.writer.poll_control()
+        if not ctl or int(ctl.get("seq", 0)) <= self.control_seq:
+            return
+        self.control_seq = int(ctl.get("seq", 0))
+        for name in self.method.live_settings:
+            if name in ctl and ctl[name] is not None and float(ctl[name]) != self.method.get_live(name):
+                try:
+                    self.set_live(name, ctl[name], source="control")
+                except ConfigError:
+                    pass  # a bad value from outside is ignored, never fatal
+        if ctl.get("stop"):
+            self.stop("stopped from control.json")
+
+    def _time(self) -> float:
+        return self.elapsed + self._session_time()
+
+    def _flush(self, window: dict[str, torch.Tensor], n_steps: int, seconds: float) -> dict:
+        """Average the window's losses with one host synchronisation; stop on NaN or infinity."""
+        keys = list(window)
+        values = (torch.stack([window[k] for k in keys]).double() / n_steps).cpu().tolist() if keys else []
+        record = {"kind": "train", "step": self.step, "epoch": round(self.batches.epoch, 4),
+                  "time": round(self._time(), 3), "timestamp": time.time()}
+        bad = [k for k, v in zip(keys, values) if not math.isfinite(v)]
+        record.update({k: v for k, v in zip(keys, values)})
+        for name in self.method.live_settings:
+            record[name] = self.method.get_live(name)
+        images = n_steps * (self.config.n_critic + 1) * self.config.batch_size
+        record["steps_per_s"] = n_steps / seconds if seconds > 0 else None
+        record["images_per_s"] = images / seconds if seconds > 0 else None
+        if bad:
+            self.writer.append(record)
+            last = Run(self.run_dir).checkpoint_steps()
+            where = f"the last good checkpoint is step {last[-1]}" if last else "no checkpoint was written before it"
+            raise TrainingDiverged(
+                f"training diverged: {', '.join(bad)} became NaN or infinite between steps "
+                f"{self.step - n_steps + 1} and {self.step}; {where}. Try a smaller learning rate (--lr) or "
+                "another seed")
+        return record
+
+    @staticmethod
+    def _postfix(r: dict) -> str:
+        parts = []
+        for key, label in (("wasserstein", "W"), ("mi_loss", "MI"), ("aug_loss", "Aug"), ("acc", "ACC")):
+            if r.get(key) is not None:
+                parts.append(f"{label}={r[key]:.3f}")
+        return " ".join(parts)
+
+    # ------------------------------------------------------------------------------------------------------
+    # evaluation, snapshots, checkpoints
+    # ------------------------------------------------------------------------------------------------------
+    def predict(self, images: torch.Tensor | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(z_c, z_s) as numpy arrays for uint8 images (default: the whole data set)."""
+        imgs = self.images if images is None else images.to(self.device)
+        z_c, z_s = self.method.embed(imgs)
+        return z_c.float().cpu().numpy(), z_s.float().cpu().numpy()
+
+    def evaluate(self) -> dict:
+        """Label-free statistics of the whole data set, plus ACC/NMI/ARI when labels exist."""
+        z_c, _ = self.predict()
+        stats = cluster_statistics(z_c)
+        out = {"cluster_sizes": stats["sizes"], "empty_clusters": stats["empty"],
+               "size_entropy": stats["size_entropy"], "mean_max_prob": stats["mean_max_prob"]}
+        if self.data.labels is not None:
+            out.update(evaluate(self.data.labels, z_c.argmax(1)))
+        return out
+
+    def snapshot(self) -> Path:
+        idx = torch.from_numpy(self.probe_indices)
+        z_c, z_s = self.predict(self.data.images[idx])
+        labels = None if self.data.labels is None else self.data.labels[self.probe_indices]
+        metrics = cluster_statistics(z_c)
+        if labels is not None:
+            metrics.update(evaluate(labels, z_c.argmax(1)))
+        metrics.update({k: self.method.get_live(k) for k in self.method.live_settings})
+        path = self.writer.snapshot(self.step, self.batches.epoch, z_c, z_s, labels, metrics)
+        self._emit({"type": "snapshot", "step": self.step, "path": str(path), "metrics": metrics})
+        return path
+
+    def checkpoint(self, record: dict | None = None) -> Path:
+        """Write the full training state atomically; keep the newest few and the best by the Wasserstein curve."""
+        value = (record or {}).get(self.config.best_metric)
+        eligible = self.step >= self.config.best_after * self.config.steps
+        is_best = eligible and value is not None and math.isfinite(value) and value < self.best["value"]
+        if is_best:
+            self.best = {"value": float(value), "step": self.step}
+        path = self.writer.checkpoints / checkpoint_name(self.step)
+        atomic_torch_save(path, self._state())
+        if is_best:  # a hard link: no second copy to write, and it outlives the rotation of step files
+            link_atomic(path, self.writer.checkpoints / "best.pt")
+        steps = Run(self.run_dir).checkpoint_steps()
+        for old in steps[: -self.config.keep_checkpoints]:
+            (self.writer.checkpoints / checkpoint_name(old)).unlink(missing_ok=True)
+        self._emit({"type": "checkpoint", "step": self.step, "path": str(path), "best": is_best})
+        return path
+
+    def _summary(self, state: str, message: str) -> dict:
+        rec = self.last_record
+        out = {"state": state, "message": message, "step": self.step, "steps": self.config.steps,
+               "epoch": self.batches.epoch, "time": self._time(), "device": str(self.device),
+               "best_checkpoint": self.best}
+        for key in ("acc", "nmi", "ari", "wasserstein", "mean_max_prob", "empty_clusters", "size_entropy"):
+            if key in rec:
+                out[key] = rec[key]
+        return out
