@@ -155,6 +155,19 @@ class Snapshot:
         return np.concatenate([self.z_c, self.z_s], axis=1)
 
 
+@dataclass(frozen=True)
+class SnapshotRef:
+    run: "Run"
+    step: int
+
+    @property
+    def path(self) -> Path:
+        return self.run.path / "snapshots" / snapshot_name(self.step)
+
+    def load(self) -> Snapshot:
+        return self.run.snapshot(self.step)
+
+
 @dataclass
 class Probe:
     indices: np.ndarray
@@ -192,11 +205,19 @@ class Run:
         return self._config
 
     def status(self) -> dict:
-        """status.json, with state 'unknown' when it is missing or unreadable."""
+        """status.json, with state 'unknown' when it is missing or unreadable.
+
+        A run that says it is running but whose process is gone (killed on this machine) is reported as
+        'interrupted', with `stale: True`; it can be resumed from its last checkpoint."""
         try:
-            return json.loads((self.path / "status.json").read_text())
+            status = json.loads((self.path / "status.json").read_text())
         except (OSError, ValueError):
             return {"state": "unknown"}
+        if status.get("state") in ("running", "starting") and status.get("host") == socket.gethostname():
+            if not _pid_alive(status.get("pid")):
+                status.update(state="interrupted", stale=True,
+                              message="the training process is gone; resume continues from the last checkpoint")
+        return status
 
     def summary(self) -> dict | None:
         try:
@@ -277,9 +298,9 @@ class Run:
             return []
         return sorted(int(m.group(1)) for p in folder.iterdir() if (m := _SNAP_RE.match(p.name)))
 
-    def snapshots(self) -> list[int]:
-        """Steps at which snapshots exist, oldest first (load one with `snapshot(step)`)."""
-        return self.snapshot_steps()
+    def snapshots(self) -> list["SnapshotRef"]:
+        """The snapshots on disk, oldest first, as references that load on demand (`ref.load()`)."""
+        return [SnapshotRef(self, step) for step in self.snapshot_steps()]
 
     def snapshot(self, step: int | None = None) -> Snapshot:
         """The snapshot at `step` (default: the latest). RunError if it is missing or damaged."""
@@ -365,6 +386,22 @@ class Run:
 
     def request_stop(self) -> None:
         self.send(stop=True)
+
+
+def _pid_alive(pid) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie (exited, not yet reaped by its parent) is gone for our purposes
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def list_runs(root: str | Path) -> list[Path]:

@@ -13,6 +13,7 @@ import platform
 import queue
 import threading
 import time
+import warnings
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -22,7 +23,7 @@ import torch
 from . import __version__
 from .augment import AugmentSettings, InputPipeline
 from .batches import BatchStream
-from .config import PAPER_LR, TrainConfig, dataset_defaults, validate
+from .config import PAPER_CROP_AREA_MIN, PAPER_LR, TrainConfig, dataset_defaults, validate
 from .data import ImageSet, load_dataset
 from .errors import ConfigError, RunError, TrainingDiverged
 from .io import atomic_torch_save, link_atomic
@@ -60,6 +61,8 @@ def resolve_config(cfg: TrainConfig, data: ImageSet) -> TrainConfig:
         changes["flip"] = d["flip"]
     if cfg.lr is None:
         changes["lr"] = d.get("lr", PAPER_LR)
+    if cfg.crop_area_min is None:
+        changes["crop_area_min"] = d.get("crop_area_min", PAPER_CROP_AREA_MIN)
     k = cfg.num_clusters or data.num_classes
     if k is None:
         raise ConfigError(f"{data.name} has no labels: say how many clusters to make with --num-clusters K")
@@ -262,9 +265,14 @@ class Trainer:
         self.callbacks.append(fn)
 
     def _emit(self, event: dict) -> None:
-        for fn in self.callbacks:
-            fn(event)
-        for q in self._queues:
+        for fn in list(self.callbacks):
+            try:
+                fn(event)
+            except Exception as e:  # a broken view must not kill the training it watches
+                warnings.warn(f"callback {getattr(fn, '__name__', fn)!r} failed and was removed: "
+                              f"{type(e).__name__}: {e}", RuntimeWarning, stacklevel=2)
+                self.callbacks.remove(fn)
+        for q in list(self._queues):
             q.put(event)
 
     def events(self) -> Iterator[dict]:
@@ -348,7 +356,7 @@ class Trainer:
                 }
                 if s % cfg.log_every == 0 or any(due.values()) or s == cfg.steps:
                     record = self._flush(window, window_steps, time.perf_counter() - window_start)
-                    window, window_steps, window_start = {}, 0, time.perf_counter()
+                    window, window_steps = {}, 0
                     if due["eval"] or s == cfg.steps:
                         record.update(self.evaluate())
                     self.writer.append(record)
@@ -361,6 +369,8 @@ class Trainer:
                     if due["checkpoint"]:
                         self.checkpoint(record)
                     self._poll_control()
+                    self._heartbeat()
+                    window_start = time.perf_counter()  # throughput counts training only, not the work above
             if window_steps:
                 record = self._flush(window, window_steps, time.perf_counter() - window_start)
                 record.update(self.evaluate())
@@ -384,16 +394,27 @@ class Trainer:
         except TrainingDiverged as e:
             self._fail(str(e))
             raise
+        except KeyboardInterrupt:
+            last = Run(self.run_dir).checkpoint_steps()
+            self._fail("interrupted; resume continues from the last checkpoint"
+                       + (f" (step {last[-1]})" if last else ""), state="interrupted")
+            raise
         except BaseException as e:
-            msg = "interrupted" if isinstance(e, KeyboardInterrupt) else f"{type(e).__name__}: {e}"
-            self._fail(msg)
+            self._fail(f"{type(e).__name__}: {e}")
             raise
         finally:
             bar.close()
 
-    def _fail(self, message: str) -> None:
-        self.writer.status("failed", step=self.step, total_steps=self.config.steps, message=message)
-        self._emit({"type": "end", "state": "failed", "step": self.step, "message": message, "summary": None})
+    def _fail(self, message: str, state: str = "failed") -> None:
+        self.writer.status(state, step=self.step, total_steps=self.config.steps, message=message)
+        self._emit({"type": "end", "state": state, "step": self.step, "message": message, "summary": None})
+
+    def _heartbeat(self, every: float = 10.0) -> None:
+        """Refresh status.json now and then, so that readers can tell a live run from a killed one."""
+        now = time.monotonic()
+        if now - getattr(self, "_last_beat", 0.0) >= every:
+            self._last_beat = now
+            self.writer.status("running", step=self.step, total_steps=self.config.steps)
 
     def _apply_pending(self) -> None:
         if not self._pending:

@@ -81,7 +81,8 @@ def test_resumed_run_computes_the_same_losses_as_an_uninterrupted_one(tmp_path):
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert Run(b).status()["state"] == "running"  # killed: nothing had the chance to say otherwise
+    status = Run(b).status()  # killed: status.json still says running, but the reader sees the process is gone
+    assert status["state"] == "interrupted" and status["stale"] is True
     assert max(Run(b).checkpoint_steps()) == 20
 
     proc = cli("train", "--resume", "--run-dir", str(b), "--no-progress", check=True)

@@ -56,7 +56,8 @@ def test_run_directory_is_written_while_training(tmp_path):
     # epochs: 640 // 32 = 20 batches per epoch, 5 batches per step
     assert records[-1]["epoch"] == pytest.approx(12 * 5 / 20)
 
-    assert run.snapshots() == [1, 4, 8, 12]
+    assert [ref.step for ref in run.snapshots()] == [1, 4, 8, 12]
+    assert run.snapshots()[1].load().step == 4
     snap = run.snapshot()
     assert snap.step == 12 and snap.z_c.shape == (300, 10) and snap.z_s.shape == (300, 50)
     assert np.allclose(snap.z_c.sum(1), 1, atol=1e-2) and np.array_equal(snap.pred, snap.z_c.argmax(1))
