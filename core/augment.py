@@ -37,9 +37,10 @@ class AugmentSettings:
 
 
 def to_grey(x: torch.Tensor) -> torch.Tensor:
-    """(N, 3, H, W) → (N, 1, H, W) with the ITU-R 601 weights torchvision uses."""
-    w = x.new_tensor(GREY_WEIGHTS).view(1, 3, 1, 1)
-    return (x * w).sum(dim=1, keepdim=True)
+    """(N, 3, H, W) → (N, 1, H, W) with the ITU-R 601 weights torchvision uses (no tensor built per call, so no
+    host-to-device copy in the hot loop)."""
+    r, g, b = x.unbind(1)
+    return (GREY_WEIGHTS[0] * r + GREY_WEIGHTS[1] * g + GREY_WEIGHTS[2] * b).unsqueeze(1)
 
 
 def _uniform(n: int, lo: float, hi: float, generator, device) -> torch.Tensor:
@@ -100,8 +101,19 @@ def crop_flip(x: torch.Tensor, p: dict[str, torch.Tensor]) -> torch.Tensor:
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
+_PERMUTATIONS_ON: dict[torch.device, torch.Tensor] = {}
+
+
+def _permutations(device) -> torch.Tensor:
+    """The six RGB orders, copied to each device once (not once per batch)."""
+    device = torch.device(device)
+    if device not in _PERMUTATIONS_ON:
+        _PERMUTATIONS_ON[device] = _PERMUTATIONS.to(device)
+    return _PERMUTATIONS_ON[device]
+
+
 def shuffle_channels(x: torch.Tensor, perm_index: torch.Tensor) -> torch.Tensor:
-    perms = _PERMUTATIONS.to(x.device)[perm_index]  # (N, 3)
+    perms = _permutations(x.device)[perm_index]  # (N, 3)
     idx = perms[:, :, None, None].expand(-1, -1, x.shape[2], x.shape[3])
     return x.gather(1, idx)
 

@@ -206,6 +206,8 @@ class Trainer:
                 continue
         if state is None:
             raise RunError(f"{run.path} has no readable checkpoint to resume from")
+        old = run.config["settings"]
+        state["changes"] = {k: v for k, v in overrides.items() if v is not None and old.get(k) != v}
         return cls(cfg, data=data, callbacks=callbacks, _resume_state=state)
 
     def _state(self) -> dict:
@@ -231,7 +233,8 @@ class Trainer:
         self.control_seq = int(state["control_seq"])
         dropped = self.writer.truncate_after(self.step)
         self.writer.append({"kind": "event", "event": "resumed", "step": self.step, "epoch": self.batches.epoch,
-                            "time": self.elapsed, "timestamp": time.time(), "dropped_records": dropped})
+                            "time": self.elapsed, "timestamp": time.time(), "dropped_records": dropped,
+                            "changes": state.get("changes", {})})
         self.writer.status("starting", step=self.step, total_steps=self.config.steps)
 
     # ------------------------------------------------------------------------------------------------------

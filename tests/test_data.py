@@ -175,3 +175,19 @@ def test_bad_inputs_get_clear_messages(tmp_path):
         load_dataset(str(tmp_path / "bad.zip"))
     with pytest.raises(DataError, match="takes no data path"):
         load_dataset("digits", tmp_path)
+
+
+def test_fashion_mnist_through_torchvisions_own_folder_layout(tmp_path):
+    """The download path users get with --download stores torchvision's layout: root/FashionMNIST/raw/*."""
+    raw = tmp_path / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True)
+    rng = np.random.default_rng(2)
+    tr, te = rng.integers(0, 256, (5, 28, 28)), rng.integers(0, 256, (3, 28, 28))
+    _write_idx(raw / "train-images-idx3-ubyte", tr)
+    _write_idx(raw / "train-labels-idx1-ubyte", np.arange(5))
+    _write_idx(raw / "t10k-images-idx3-ubyte", te)
+    _write_idx(raw / "t10k-labels-idx1-ubyte", np.arange(3) + 7)
+    d = load_dataset("fashion-mnist", tmp_path)
+    assert d.source.startswith("torchvision:")
+    assert d.images.shape == (8, 1, 28, 28) and d.labels.tolist() == [0, 1, 2, 3, 4, 7, 8, 9]
+    assert np.array_equal(d.images[5:, 0].numpy(), te)
