@@ -101,24 +101,37 @@ def load_mnist_like(name: str, data_path: Path | None, root: Path, download: boo
     return ImageSet(images, labels, classes, name=name, source=f"torchvision:{root}")
 
 
-def load_cifar10(data_path: Path | None, root: Path, download: bool, **folder_kw) -> ImageSet:
-    """CIFAR-10, train and test joined (60,000): an image folder/zip, or torchvision's python batches."""
+def _as_image_folder(name: str, data_path: Path | None, torchvision_marker: str, folder_kw: dict):
+    """An ImageSet when `data_path` is an image folder or .zip (not torchvision's own copy), else None."""
     from .folder import load_image_folder
 
-    if data_path is not None:
-        data_path = Path(data_path)
-        if not data_path.exists():
-            raise DataError(f"cifar10: no such file or folder: {data_path}")
-        if data_path.suffix == ".zip" or (data_path.is_dir() and not (data_path / "cifar-10-batches-py").exists()
-                                          and _has_images(data_path)):
-            return load_image_folder(data_path, name="cifar10", **folder_kw)
-        root = data_path
+    if data_path is None:
+        return None
+    if not data_path.exists():
+        raise DataError(f"{name}: no such file or folder: {data_path}")
+    if data_path.suffix == ".zip" or (data_path.is_dir() and not (data_path / torchvision_marker).exists()
+                                      and _has_images(data_path)):
+        return load_image_folder(data_path, name=name, **folder_kw)
+    return None
+
+
+def _torchvision_parts(name: str, root: Path, make):
+    try:
+        return [make(str(root), split) for split in ("train", "test")]
+    except (RuntimeError, OSError) as e:
+        raise _torchvision_error(name, root, e) from None
+
+
+def load_cifar10(data_path: Path | None, root: Path, download: bool, **folder_kw) -> ImageSet:
+    """CIFAR-10, train and test joined (60,000): an image folder/zip, or torchvision's python batches."""
+    folder = _as_image_folder("cifar10", data_path, "cifar-10-batches-py", folder_kw)
+    if folder is not None:
+        return folder
     import torchvision
 
-    try:
-        parts = [torchvision.datasets.CIFAR10(str(root), train=t, download=download) for t in (True, False)]
-    except (RuntimeError, OSError) as e:
-        raise _torchvision_error("cifar10", root, e) from None
+    root = data_path or root
+    parts = _torchvision_parts("cifar10", root, lambda r, split: torchvision.datasets.CIFAR10(
+        r, train=split == "train", download=download))
     images = torch.from_numpy(np.concatenate([p.data for p in parts]).transpose(0, 3, 1, 2).copy())
     labels = np.concatenate([np.asarray(p.targets) for p in parts])
     return ImageSet(images, labels, CIFAR10_CLASSES, name="cifar10", source=f"torchvision:{root}")
@@ -126,22 +139,14 @@ def load_cifar10(data_path: Path | None, root: Path, download: bool, **folder_kw
 
 def load_stl10(data_path: Path | None, root: Path, download: bool, **folder_kw) -> ImageSet:
     """STL-10 train and test joined (13,000 images, the unlabelled split left out, as in the papers)."""
-    from .folder import load_image_folder
-
-    if data_path is not None:
-        data_path = Path(data_path)
-        if not data_path.exists():
-            raise DataError(f"stl10: no such file or folder: {data_path}")
-        if data_path.suffix == ".zip" or (data_path.is_dir() and not (data_path / "stl10_binary").exists()
-                                          and _has_images(data_path)):
-            return load_image_folder(data_path, name="stl10", **folder_kw)
-        root = data_path
+    folder = _as_image_folder("stl10", data_path, "stl10_binary", folder_kw)
+    if folder is not None:
+        return folder
     import torchvision
 
-    try:
-        parts = [torchvision.datasets.STL10(str(root), split=s, download=download) for s in ("train", "test")]
-    except (RuntimeError, OSError) as e:
-        raise _torchvision_error("stl10", root, e) from None
+    root = data_path or root
+    parts = _torchvision_parts("stl10", root, lambda r, split: torchvision.datasets.STL10(
+        r, split=split, download=download))
     images = torch.from_numpy(np.concatenate([p.data for p in parts]))
     labels = np.concatenate([p.labels for p in parts])
     return ImageSet(images, labels, STL10_CLASSES, name="stl10", source=f"torchvision:{root}")
