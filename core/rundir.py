@@ -155,6 +155,49 @@ class Snapshot:
         return np.concatenate([self.z_c, self.z_s], axis=1)
 
 
+class MetricsTail:
+    """Incremental, non-blocking reader of metrics.jsonl.
+
+    Keeps a byte offset; a torn last line waits for its newline; a corrupt line is skipped and counted; a file that
+    shrank (a resumed run rewrote it) is read again from the start, with `restarted` set so a view can reset."""
+
+    def __init__(self, path: Path, kind: str | None = None):
+        self.path = Path(path)
+        self.kind = kind
+        self.offset = 0
+        self.pending = b""
+        self.skipped = 0
+        self.grew = False
+        self.restarted = False
+
+    def read(self) -> list[dict]:
+        self.grew = self.restarted = False
+        try:
+            with open(self.path, "rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                if size < self.offset:
+                    self.offset, self.pending, self.restarted = 0, b"", True
+                f.seek(self.offset)
+                chunk = f.read()
+        except FileNotFoundError:
+            return []
+        self.offset += len(chunk)
+        self.grew = bool(chunk)
+        *lines, self.pending = (self.pending + chunk).split(b"\n")
+        out = []
+        for line in lines:
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                self.skipped += 1
+                continue
+            if isinstance(rec, dict) and (self.kind is None or rec.get("kind") == self.kind):
+                out.append(rec)
+        return out
+
+
 @dataclass(frozen=True)
 class SnapshotRef:
     run: "Run"
@@ -252,40 +295,23 @@ class Run:
         return (np.array([r["step"] for r in recs], dtype=np.int64),
                 np.array([r[key] for r in recs], dtype=np.float64))
 
+    def tail(self, kind: str | None = None) -> "MetricsTail":
+        """A non-blocking reader of new records: call `.read()` whenever you like (for apps' periodic callbacks)."""
+        return MetricsTail(self.path / "metrics.jsonl", kind)
+
     def follow(self, poll: float = 0.5, timeout: float | None = None, until_done: bool = True,
                kind: str | None = None) -> Iterator[dict]:
         """Yield records as they are appended (like `tail -f`), starting from the first.
 
         Stops when the run is no longer running (after reading what is left) if `until_done`, or after `timeout`
         seconds without a new record. A line is only parsed once its newline has been written."""
-        path = self.path / "metrics.jsonl"
-        offset, pending, idle_since = 0, b"", time.monotonic()
+        tail, idle_since = self.tail(kind), time.monotonic()
         while True:
-            chunk = b""
-            try:
-                with open(path, "rb") as f:
-                    size = os.fstat(f.fileno()).st_size
-                    if size < offset:  # rewritten (a resume truncated it): start over
-                        offset, pending = 0, b""
-                    f.seek(offset)
-                    chunk = f.read()
-                    offset += len(chunk)
-            except FileNotFoundError:
-                pass
-            data = pending + chunk
-            *lines, pending = data.split(b"\n")
-            got = False
-            for line in lines:
-                try:
-                    rec = json.loads(line)
-                except ValueError:
-                    continue
-                if kind is None or rec.get("kind") == kind:
-                    got = True
-                    yield rec
-            if got:
+            records = tail.read()
+            yield from records
+            if records:
                 idle_since = time.monotonic()
-            if until_done and not chunk and self.status().get("state") not in ("running", "starting"):
+            if until_done and not tail.grew and self.status().get("state") not in ("running", "starting"):
                 return
             if timeout is not None and time.monotonic() - idle_since > timeout:
                 return

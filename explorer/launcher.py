@@ -1,0 +1,145 @@
+"""Start and stop training runs as separate processes, so that training survives a page reload (or the app)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from core.data import NAMED_DATASETS
+from core.errors import UserError
+from core.io import atomic_write_json
+from core.rundir import Run, _pid_alive
+
+REPO = Path(__file__).resolve().parents[1]
+METHODS = ("dccs",)
+
+
+def check_path(text: str, *, must_exist: bool = True, folder: bool | None = None, what: str = "path") -> Path:
+    """A path typed by a person: refuse empty, control characters and (when required) missing or wrong-kind paths,
+    with a message that says which."""
+    text = (text or "").strip()
+    if not text:
+        raise UserError(f"the {what} is empty")
+    if any(ord(ch) < 32 for ch in text):
+        raise UserError(f"the {what} contains control characters")
+    path = Path(text).expanduser()
+    if must_exist and not path.exists():
+        raise UserError(f"the {what} {path} does not exist")
+    if folder is True and path.exists() and not path.is_dir():
+        raise UserError(f"the {what} {path} is not a folder")
+    if folder is False and path.exists() and path.is_dir() and path.suffix in (".npz", ".zip"):
+        raise UserError(f"the {what} {path} is a folder, not a file")
+    return path.resolve()
+
+
+def _run_name(dataset: str, method: str) -> str:
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(dataset).stem or dataset).strip("-") or "data"
+    return f"{stem}-{method}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def launch(runs_root: str | Path, *, method: str = "dccs", dataset: str = "digits", data_path: str | None = None,
+           beta_aug: float | None = None, steps: int | None = None, device: str = "auto", seed: int = 0,
+           extra_args: tuple[str, ...] = (), name: str | None = None) -> Path:
+    """Start `python -m core train` in its own process session; returns the run directory at once.
+
+    The process writes its output to `train.log` in the run directory; `launch.json` records the command and pid so
+    that a run that dies before writing its status (a bad data path, say) is shown as failed with its message."""
+    if method not in METHODS:
+        raise UserError(f"unknown method {method!r} (known: {', '.join(METHODS)})")
+    if dataset not in NAMED_DATASETS:
+        dataset = str(check_path(dataset, what="data set path"))
+    if data_path:
+        data_path = str(check_path(data_path, what="data path"))
+    if beta_aug is not None and not (0 <= float(beta_aug) < 1e6):
+        raise UserError(f"β_Aug must be a number ≥ 0, got {beta_aug}")
+    if steps is not None and int(steps) < 1:
+        raise UserError(f"steps must be at least 1, got {steps}")
+    root = Path(runs_root)
+    root.mkdir(parents=True, exist_ok=True)
+    run_dir = root / (name or _run_name(dataset, method))
+    suffix = 1
+    while run_dir.exists():
+        suffix += 1
+        run_dir = root / f"{name or _run_name(dataset, method)}-{suffix}"
+    run_dir.mkdir()
+    cmd = [sys.executable, "-m", "core", "train", "--method", method, "--dataset", dataset, "--run-dir",
+           str(run_dir), "--device", device, "--seed", str(int(seed)), "--no-progress"]
+    if data_path:
+        cmd += ["--data-path", data_path]
+    if beta_aug is not None:
+        cmd += ["--beta-aug", str(float(beta_aug))]
+    if steps is not None:
+        cmd += ["--steps", str(int(steps))]
+    cmd += list(extra_args)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
+    with open(run_dir / "train.log", "w") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=REPO,
+                                env=env, start_new_session=True)
+    atomic_write_json(run_dir / "launch.json", {"cmd": cmd, "pid": proc.pid, "started": time.time()})
+    _children.append(proc)
+    return run_dir
+
+
+_children: list[subprocess.Popen] = []  # reaped from time to time so that finished children leave no zombies
+
+
+def reap() -> None:
+    for proc in list(_children):
+        if proc.poll() is not None:
+            _children.remove(proc)
+
+
+def launch_state(run_dir: Path) -> tuple[str, str]:
+    """State of a launched run that has not written its status yet: starting, or failed with its last log line."""
+    reap()
+    info = {}
+    try:
+        info = json.loads((Path(run_dir) / "launch.json").read_text())
+    except (OSError, ValueError):
+        pass
+    if info and _pid_alive(info.get("pid")):
+        return "starting", ""
+    return "failed", last_error(Path(run_dir) / "train.log") or "the training process ended without a message"
+
+
+def last_error(log: Path) -> str:
+    try:
+        lines = [line.strip() for line in log.read_text(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return ""
+    errors = [line for line in lines if line.startswith("error:")]
+    return (errors or lines or [""])[-1]
+
+
+def stop(run_dir: str | Path, wait: float = 0.0) -> None:
+    """Ask a running trainer to stop (it saves a checkpoint first); SIGTERM if it does not within `wait` seconds.
+
+    A run still loading its data (no config.json yet) cannot read control.json yet: it gets SIGTERM at once."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.json").exists():
+        try:
+            pid = json.loads((run_dir / "launch.json").read_text()).get("pid")
+        except (OSError, ValueError):
+            return
+        if _pid_alive(pid):
+            os.kill(pid, signal.SIGTERM)
+        return
+    run = Run(run_dir)
+    run.request_stop()
+    if wait <= 0:
+        return
+    deadline = time.time() + wait
+    while time.time() < deadline:
+        if run.status().get("state") not in ("running", "starting"):
+            return
+        time.sleep(0.2)
+    pid = run.status().get("pid")
+    if _pid_alive(pid):
+        os.kill(pid, signal.SIGTERM)

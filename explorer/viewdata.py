@@ -1,0 +1,174 @@
+"""What each view is given, computed from a run directory without any UI library: curves, embeddings, confusion
+matrix, cluster sizes, galleries, selections. The views (`explorer.views`) only draw these."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from core.metrics import aligned_confusion, hungarian_match
+from core.rundir import Probe, Snapshot
+
+# Curve panels: (title, metrics). A metric absent from a run is left out; a panel with none is left out.
+CURVE_GROUPS: list[tuple[str, list[str]]] = [
+    ("Wasserstein estimate (−L^C)", ["wasserstein", "w_raw"]),
+    ("DCCS losses", ["mi_loss", "aug_loss", "adv_loss"]),
+    ("DCSM losses", ["dt_loss", "ft_loss", "mi_global", "mi_local", "entropy"]),
+    ("Accuracy (labels used for evaluation only)", ["acc", "nmi", "ari"]),
+    ("Cluster health", ["mean_max_prob", "size_entropy", "standard_share"]),
+]
+CURVE_LABELS = {
+    "wasserstein": "W curve (−L^C)", "w_raw": "E[C(z̃)] − E[C(z)]", "mi_loss": "MI loss", "aug_loss": "augmentation KL",
+    "adv_loss": "adversarial", "dt_loss": "L_DT", "ft_loss": "L_FT", "mi_global": "global-local MI",
+    "mi_local": "local-local MI", "entropy": "entropy H(q)", "acc": "ACC", "nmi": "NMI", "ari": "ARI",
+    "mean_max_prob": "mean max probability", "size_entropy": "cluster-size entropy",
+    "standard_share": "cluster-standard share",
+}
+X_AXES = {"step": "step", "time": "time", "epoch": "epoch"}
+SPACES = ("Z", "Z_c", "Z_s")
+COLOUR_BY = ("cluster", "label", "confidence")
+
+
+def smooth(values: np.ndarray, weight: float) -> np.ndarray:
+    """Exponential moving average with bias correction (TensorBoard's smoothing); NaNs are carried through."""
+    values = np.asarray(values, dtype=float)
+    if weight <= 0 or len(values) == 0:
+        return values
+    out = np.empty_like(values)
+    acc, norm = 0.0, 0.0
+    for i, v in enumerate(values):
+        if np.isnan(v):
+            out[i] = np.nan
+            continue
+        acc = weight * acc + (1 - weight) * v
+        norm = weight * norm + (1 - weight)
+        out[i] = acc / norm
+    return out
+
+
+def curve_frame(records: list[dict], metrics: list[str], x: str = "step", smoothing: float = 0.0) -> pd.DataFrame:
+    """Long table (x, value, metric) of the given metrics over the training records, smoothed."""
+    rows = []
+    for m in metrics:
+        pts = [(r[x], r[m]) for r in records if r.get(m) is not None and r.get(x) is not None]
+        if not pts:
+            continue
+        xs, vs = np.array(pts, dtype=float).T
+        rows.append(pd.DataFrame({"x": xs, "value": smooth(vs, smoothing), "metric": CURVE_LABELS.get(m, m)}))
+    if not rows:
+        return pd.DataFrame({"x": pd.Series(dtype=float), "value": pd.Series(dtype=float),
+                             "metric": pd.Series(dtype=str)})
+    return pd.concat(rows, ignore_index=True)
+
+
+def curve_groups(records: list[dict]) -> list[tuple[str, list[str]]]:
+    """The panels that have data in this run."""
+    present = {k for r in records for k, v in r.items() if v is not None}
+    return [(title, [m for m in ms if m in present]) for title, ms in CURVE_GROUPS if any(m in present for m in ms)]
+
+
+def setting_changes(set_records: list[dict], x: str = "step") -> pd.DataFrame:
+    """Where β_Aug (or another live setting) was changed: for vertical markers on the curves."""
+    rows = [{"x": r.get(x, r.get("step")), "setting": r.get("setting"), "value": r.get("value")}
+            for r in set_records if r.get(x, r.get("step")) is not None]
+    return pd.DataFrame(rows, columns=["x", "setting", "value"])
+
+
+def space(snapshot: Snapshot, name: str) -> np.ndarray:
+    """The latent space a projection is computed from: Z = (z_c, z_s), Z_c or Z_s."""
+    if name == "Z":
+        return snapshot.z
+    if name == "Z_c":
+        return snapshot.z_c
+    if name == "Z_s":
+        return snapshot.z_s
+    raise ValueError(f"unknown space {name!r}; choose one of {', '.join(SPACES)}")
+
+
+def class_names_of(probe: Probe | None) -> list[str] | None:
+    if probe is None or probe.labels is None:
+        return None
+    names = probe.class_names or [str(i) for i in range(int(probe.labels.max()) + 1)]
+    return names
+
+
+def embedding_frame(xy: np.ndarray, snapshot: Snapshot, probe: Probe | None = None,
+                    thumbs: list[str] | None = None) -> pd.DataFrame:
+    """One row per probe image: map position, cluster, confidence, true label name (when known), thumbnail."""
+    n = len(snapshot.pred)
+    frame = pd.DataFrame({
+        "x": xy[:, 0].astype(float), "y": xy[:, 1].astype(float), "row": np.arange(n),
+        "cluster": [f"c{k}" for k in snapshot.pred], "confidence": snapshot.confidence.astype(float),
+    })
+    names = class_names_of(probe)
+    labels = snapshot.labels if snapshot.labels is not None else (probe.labels if probe is not None else None)
+    frame["label"] = [names[c] if names and c < len(names) else str(c) for c in labels] if labels is not None \
+        else "unknown"
+    if probe is not None:
+        frame["index"] = probe.indices[:n]
+    if thumbs is not None:
+        frame["thumb"] = thumbs[:n]
+    return frame
+
+
+@dataclass
+class ConfusionView:
+    matrix: np.ndarray  # rows: classes; columns: clusters in matched order
+    class_names: list[str]
+    cluster_names: list[str]  # "c3" etc., in column order
+
+    def frame(self) -> pd.DataFrame:
+        rows = [{"cluster": c, "class": r, "count": int(self.matrix[i, j])}
+                for i, r in enumerate(self.class_names) for j, c in enumerate(self.cluster_names)]
+        return pd.DataFrame(rows)
+
+
+def confusion_view(snapshot: Snapshot, probe: Probe | None = None) -> ConfusionView | None:
+    """Confusion matrix aligned by Hungarian matching, or None when the run has no labels."""
+    if snapshot.labels is None:
+        return None
+    names = class_names_of(probe) or [str(i) for i in range(int(snapshot.labels.max()) + 1)]
+    k = snapshot.z_c.shape[1]
+    matrix, order = aligned_confusion(snapshot.labels, snapshot.pred, len(names), k)
+    return ConfusionView(matrix, list(names), [f"c{c}" for c in order])
+
+
+def cluster_sizes(snapshot: Snapshot) -> pd.DataFrame:
+    k = snapshot.z_c.shape[1]
+    sizes = np.bincount(snapshot.pred, minlength=k)
+    return pd.DataFrame({"cluster": [f"c{c}" for c in range(k)], "size": sizes})
+
+
+def cluster_order(snapshot: Snapshot) -> list[int]:
+    """Clusters in the order of the classes they match (when labels exist), else by id: rows of the gallery."""
+    k = snapshot.z_c.shape[1]
+    if snapshot.labels is None:
+        return list(range(k))
+    match = hungarian_match(snapshot.labels, snapshot.pred, int(snapshot.labels.max()) + 1, k)
+    by_class = sorted(match, key=lambda c: match[c])
+    return by_class + [c for c in range(k) if c not in match]
+
+
+def gallery(snapshot: Snapshot, per_cluster: int = 10) -> list[tuple[int, np.ndarray]]:
+    """For each cluster, the probe rows with the highest probability of that cluster, best first (paper's Fig. 4)."""
+    out = []
+    for c in cluster_order(snapshot):
+        rows = np.argsort(-snapshot.z_c[:, c], kind="stable")[:per_cluster]
+        out.append((c, rows))
+    return out
+
+
+def selection(snapshot: Snapshot, rows, probe: Probe | None = None, limit: int = 100) -> pd.DataFrame:
+    """The selected probe rows (up to `limit`, most confident first) with cluster, confidence and label."""
+    rows = np.asarray(list(rows), dtype=np.int64)
+    rows = rows[(rows >= 0) & (rows < len(snapshot.pred))]
+    rows = rows[np.argsort(-snapshot.confidence[rows], kind="stable")][:limit]
+    names = class_names_of(probe)
+    labels = snapshot.labels
+    return pd.DataFrame({
+        "row": rows, "cluster": [f"c{c}" for c in snapshot.pred[rows]],
+        "confidence": snapshot.confidence[rows].astype(float),
+        "label": [names[labels[r]] if names and labels is not None else "" for r in rows],
+    })
