@@ -1,0 +1,101 @@
+"""`python -m explorer`: serve the explorer on 127.0.0.1 (and optionally start a training run first).
+
+    python -m explorer                         # the runs in ./runs
+    python -m explorer --train digits          # the quick start: train DCCS on digits and watch it
+    python -m explorer --train fashion-mnist --data-path ../shared/data/fashion-mnist.npz --beta-aug 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+import webbrowser
+from pathlib import Path
+
+from core.errors import UserError
+
+
+def follow_in_terminal(run_dir: Path, kmeans: bool) -> None:
+    """A progress bar for the launched run in this terminal, then its ACC/NMI/ARI (and k-means for comparison)."""
+    from tqdm.auto import tqdm
+
+    from core.rundir import Run
+
+    from .runs import read_run_info
+
+    bar = None
+    while True:
+        info = read_run_info(run_dir)
+        if info.total_steps and bar is None:
+            bar = tqdm(total=info.total_steps, unit="step", desc=f"training {run_dir.name}", dynamic_ncols=True)
+        if bar is not None:
+            bar.update(max(0, info.step - bar.n))
+        if not info.live:
+            break
+        time.sleep(1.0)
+    if bar is not None:
+        bar.close()
+    if info.state != "finished":
+        print(f"the run ended as {info.state}: {info.message}", file=sys.stderr)
+        return
+    summary = Run(run_dir).summary() or {}
+    if summary.get("acc") is not None:
+        print(f"{run_dir.name}: {summary['step']} steps in {summary['time']:.0f} s — ACC {summary['acc']:.4f}   "
+              f"NMI {summary['nmi']:.4f}   ARI {summary['ari']:.4f}", flush=True)
+    if kmeans:
+        from core import TrainConfig, load_dataset
+        from core.cli import kmeans_baseline
+
+        cfg = TrainConfig.from_dict(Run(run_dir).config["settings"])
+        base = kmeans_baseline(load_dataset(cfg.dataset, cfg.data_path, image_size=cfg.image_size), cfg.seed)
+        if base:
+            print(f"k-means on raw pixels: ACC {base['acc']:.4f}   NMI {base['nmi']:.4f}   ARI {base['ari']:.4f}",
+                  flush=True)
+    print("the explorer keeps serving; Ctrl-C to quit", flush=True)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m explorer", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--runs", default="runs", help="runs folder (default ./runs)")
+    p.add_argument("--address", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=5006)
+    p.add_argument("--show", action=argparse.BooleanOptionalAction, default=True, help="open a browser")
+    p.add_argument("--allow-remote", action="store_true", help="serve browsers on other machines too")
+    p.add_argument("--train", metavar="DATASET", default=None, help="start a DCCS run on this data set first")
+    p.add_argument("--kmeans-baseline", action="store_true", help="with --train: print k-means ACC at the end")
+    args, train_args = p.parse_known_args(argv)
+
+    import panel as pn
+
+    from . import launcher
+    from .app import create_app
+
+    run_name = None
+    try:
+        if args.train:
+            run_dir = launcher.launch(args.runs, dataset=args.train, extra_args=tuple(train_args))
+            run_name = run_dir.name
+            print(f"training in {run_dir} (log: {run_dir / 'train.log'})", flush=True)
+            threading.Thread(target=follow_in_terminal, args=(run_dir, args.kmeans_baseline), daemon=True).start()
+        elif train_args:
+            raise UserError(f"unknown arguments: {' '.join(train_args)}")
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    host = "127.0.0.1" if args.address in ("127.0.0.1", "0.0.0.0", "") else args.address
+    url = f"http://{host}:{args.port}"
+    remote = args.allow_remote or args.address not in ("127.0.0.1", "localhost", "::1")
+    print(f"explorer: {url}  (Ctrl-C to quit)", flush=True)
+    if args.show:
+        threading.Timer(1.5, lambda: webbrowser.open(url)).start()
+    pn.serve({"/": lambda: create_app(args.runs, run=run_name, allow_remote=remote)}, address=args.address,
+             port=args.port, show=False, title="Deep clustering explorer",
+             websocket_origin="*" if remote else None, verbose=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,559 @@
+"""The explorer app: pick or start a run, watch its curves and its embedding form, steer β_Aug.
+
+`create_app(runs="runs")` builds one page (one per browser session). `apps/explorer.py` is the `panel serve`
+entry point and `python -m explorer` serves it on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+import traceback
+from pathlib import Path
+
+import holoviews as hv
+import numpy as np
+import pandas as pd
+import panel as pn
+import param
+
+from core.errors import RunError, UserError
+from core.rundir import Run
+
+from . import images, launcher, viewdata, views
+from .projection import KINDS, shared_service
+from .runs import RunInfo, RunsFolder
+
+POLL_MS = 1000
+SIDEBAR_WIDTH = 330
+
+
+def _message(kind: str, text: str) -> str:
+    return f"**{kind}:** {text}" if text else ""
+
+
+class RunView(param.Parameterized):
+    """Everything shown for one run: status, β_Aug, curves, embedding, confusion matrix, gallery, selection."""
+
+    run_path = param.String(default=None, allow_None=True)
+
+    def __init__(self, service=None, compact: bool = False, name_suffix: str = "", **params):
+        super().__init__(**params)
+        self.service = service or shared_service()
+        self.compact = compact
+        sfx = name_suffix
+        self.status_md = pn.pane.Markdown("Pick a run on the left, or start one.", css_classes=[f"run-status{sfx}"],
+                                          sizing_mode="stretch_width")
+        self.alert = pn.pane.Alert("", alert_type="warning", visible=False, css_classes=[f"run-alert{sfx}"],
+                                   sizing_mode="stretch_width")
+        self.beta = pn.widgets.FloatSlider(name="β_Aug (applied at the next step of a running run)", start=0.0,
+                                           end=10.0, step=0.5, value=2.0, disabled=True,
+                                           css_classes=[f"beta-slider{sfx}"], width=320)
+        self.stop_btn = pn.widgets.Button(name="Stop run", button_type="danger", disabled=True,
+                                          css_classes=[f"stop-btn{sfx}"], width=100)
+        self.x_axis = pn.widgets.RadioButtonGroup(name="x", options={"step": "step", "time (s)": "time",
+                                                                      "epoch": "epoch"}, value="step",
+                                                  css_classes=[f"x-axis{sfx}"])
+        self.smoothing = pn.widgets.FloatSlider(name="smoothing", start=0.0, end=0.99, step=0.01, value=0.6,
+                                                css_classes=[f"smoothing{sfx}"], width=200)
+        self.kind = pn.widgets.RadioButtonGroup(options=list(KINDS), value="t-SNE", css_classes=[f"proj-kind{sfx}"])
+        self.space = pn.widgets.RadioButtonGroup(options=list(viewdata.SPACES), value="Z",
+                                                 css_classes=[f"proj-space{sfx}"])
+        self.colour = pn.widgets.RadioButtonGroup(options=list(viewdata.COLOUR_BY), value="cluster",
+                                                  css_classes=[f"colour-by{sfx}"])
+        self.snap_slider = pn.widgets.DiscreteSlider(name="snapshot step", options=[0], value=0, disabled=True,
+                                                     css_classes=[f"snapshot-slider{sfx}"], width=320)
+        self.follow = pn.widgets.Checkbox(name="follow the latest snapshot", value=True,
+                                          css_classes=[f"follow{sfx}"])
+        self.map_status = pn.pane.Markdown("", css_classes=[f"map-status{sfx}"], sizing_mode="stretch_width")
+        self.spinner = pn.indicators.LoadingSpinner(value=False, size=20, width=20, height=20)
+        self.scatter_pane = pn.pane.HoloViews(None, css_classes=[f"scatter{sfx}"], sizing_mode="stretch_width",
+                                              min_height=300, linked_axes=False)
+        self.curve_box = pn.Column(sizing_mode="stretch_width", css_classes=[f"curves{sfx}"])
+        self.confusion_pane = pn.pane.HoloViews(None, sizing_mode="stretch_width", css_classes=[f"confusion{sfx}"],
+                                                linked_axes=False)
+        self.gallery_pane = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=[f"gallery{sfx}"])
+        self.selection_pane = pn.pane.HTML(views.selection_html(pd.DataFrame(), np.zeros(0), 0),
+                                           sizing_mode="stretch_width", css_classes=[f"selection{sfx}"])
+        self.beta.param.watch(self._on_beta, "value_throttled")
+        self.stop_btn.on_click(self._on_stop)
+        for w in (self.x_axis, self.smoothing):
+            w.param.watch(lambda e: self._draw_curves(), "value")
+        for w in (self.kind, self.space):
+            w.param.watch(lambda e: self._want_map(), "value")
+        self.colour.param.watch(lambda e: self._show_scatter(), "value")
+        self.snap_slider.param.watch(self._on_snapshot_slider, "value")
+        self.follow.param.watch(lambda e: e.new and self._follow_latest(), "value")
+        self._reset()
+
+    # -- state ---------------------------------------------------------------------------------------------
+    def _reset(self):
+        self.run: Run | None = None
+        self.info: RunInfo | None = None
+        self.tail = None
+        self.records: list[dict] = []
+        self.set_records: list[dict] = []
+        self.groups: list[tuple[str, list[str]]] = []
+        self.curve_pipes: dict[str, hv.streams.Pipe] = {}
+        self.snap_steps: list[int] = []
+        self.snapshot = None
+        self.probe = None
+        self.thumbs = None
+        self.scatter_pipe = None
+        self.scatter_maps: dict[str, hv.DynamicMap] = {}
+        self.map_job = None
+        self.shown_key = None
+        self.selected: list[int] = []
+        self._last_beta_sent = None
+        self._curves_dirty = False
+
+    def set_run(self, path: str | None):
+        if path == self.run_path and self.run is not None:
+            return
+        self.run_path = path
+        self._reset()
+        self.follow.value = True
+        self.curve_box.objects = []
+        self.scatter_pane.object = None
+        self.confusion_pane.object = None
+        self.gallery_pane.object = ""
+        self.selection_pane.object = views.selection_html(pd.DataFrame(), np.zeros(0), 0)
+        self.map_status.object = ""
+        self._alert("")
+        if path:
+            self.refresh()
+
+    def _alert(self, text: str, kind: str = "warning"):
+        self.alert.object = text
+        self.alert.alert_type = kind
+        self.alert.visible = bool(text)
+
+    # -- periodic refresh -----------------------------------------------------------------------------------
+    def refresh(self, info: RunInfo | None = None):
+        """Read what is new in the run and update the views; every failure becomes a message on this run."""
+        if not self.run_path:
+            return
+        try:
+            self._refresh(info)
+        except Exception as e:  # never let one run's damage break the page
+            self._alert(f"{type(e).__name__}: {e}", "danger")
+            traceback.print_exc()
+
+    def _refresh(self, info: RunInfo | None):
+        from .runs import read_run_info
+
+        self.info = info or read_run_info(Path(self.run_path))
+        self._show_status()
+        if self.run is None:
+            if not (Path(self.run_path) / "config.json").exists():
+                return  # still starting (or failed before writing anything): the status says which
+            self.run = Run(self.run_path)
+            self.tail = self.run.tail()
+        new = self.tail.read()
+        if self.tail.restarted:  # a resumed run rewrote its metrics
+            self.records, self.set_records = [], []
+        if new:
+            self.records += [r for r in new if r.get("kind") == "train"]
+            self.set_records += [r for r in new if r.get("kind") == "set"]
+            self._curves_dirty = True
+            self._update_beta()
+        if self._curves_dirty:
+            self._curves_dirty = True  # stays set if drawing fails, so the next tick tries again
+            self._draw_curves()
+            self._curves_dirty = False
+        if self.tail.skipped:
+            self._alert(f"{self.tail.skipped} damaged line(s) in metrics.jsonl were skipped")
+        self._update_snapshots()
+        self._poll_map()
+
+    def _show_status(self):
+        i = self.info
+        progress = f"step {i.step:,}" + (f" of {i.total_steps:,}" if i.total_steps else "")
+        colour = {"running": "#2e7d32", "starting": "#f9a825", "finished": "#1565c0", "stopped": "#6d4c41",
+                  "interrupted": "#6d4c41", "failed": "#c62828", "broken": "#c62828"}.get(i.state, "#555")
+        badge = (f'<span class="state-badge" style="background:{colour};color:white;border-radius:4px;'
+                 f'padding:1px 6px">{i.state}</span>')
+        text = f"### {i.name}\n{badge} · {progress}"
+        if i.method:
+            text += f" · {i.method.upper()} on {Path(i.dataset).name}"
+        if i.message:
+            text += f"\n\n{i.message}"
+        self.status_md.object = text
+        live = i.state == "running"
+        self.beta.disabled = not live
+        self.stop_btn.disabled = not i.live
+        if i.state in ("failed", "broken"):
+            self._alert(i.message or i.state, "danger")
+
+    # -- curves ---------------------------------------------------------------------------------------------
+    def _draw_curves(self):
+        if not self.records:
+            return
+        groups = viewdata.curve_groups(self.records)
+        x = self.x_axis.value
+        xlabel = {"step": "step", "time": "training time (s)", "epoch": "epoch"}[x]
+        frames = {title: viewdata.curve_frame(self.records, metrics, x=x,
+                                              smoothing=0.0 if title.startswith("Accuracy") else self.smoothing.value)
+                  for title, metrics in groups}
+        if groups != self.groups or getattr(self, "_xlabel", None) != xlabel:
+            # a new set of lines: new plots (an overlay keeps the lines it was first drawn with)
+            self.groups, self._xlabel = groups, xlabel
+            self.curve_pipes = {title: hv.streams.Pipe(data=frames[title]) for title, _ in groups}
+            height = 170 if self.compact else 200
+            self.curve_box.objects = [
+                pn.pane.HoloViews(views.curves_map(self.curve_pipes[t], t, xlabel, height), linked_axes=False,
+                                  sizing_mode="stretch_width") for t, _ in groups]
+            return
+        for title, _ in groups:
+            self.curve_pipes[title].send(frames[title])
+
+    # -- β_Aug ----------------------------------------------------------------------------------------------
+    def _update_beta(self):
+        last = next((r for r in reversed(self.records) if r.get("beta_aug") is not None), None)
+        if last is None:
+            return
+        value = float(last["beta_aug"])
+        pending = self._last_beta_sent is not None and self._last_beta_sent != value
+        if not pending:
+            if value > self.beta.end:
+                self.beta.end = float(np.ceil(value))
+            self.beta.value = value
+
+    def _on_beta(self, event):
+        if self.run is None or self.info is None or self.info.state != "running":
+            return
+        try:
+            self.run.set_beta_aug(float(event.new))
+            self._last_beta_sent = float(event.new)
+            self._alert(f"β_Aug → {event.new:g}: sent; the run applies it at its next logged step", "info")
+        except (OSError, RunError) as e:
+            self._alert(f"could not send β_Aug: {e}", "danger")
+
+    def _on_stop(self, event):
+        if not self.run_path:
+            return
+        try:
+            launcher.stop(self.run_path)
+            self._alert("stop requested: the run saves a checkpoint and stops", "info")
+        except (OSError, RunError) as e:
+            self._alert(f"could not stop the run: {e}", "danger")
+
+    # -- snapshots and the map --------------------------------------------------------------------------------
+    def _update_snapshots(self):
+        steps = self.run.snapshot_steps()
+        if steps == self.snap_steps:
+            if self.snapshot is None and steps:
+                self._load_snapshot(self.snap_slider.value)
+            return
+        self.snap_steps = steps
+        if not steps:
+            return
+        value = steps[-1] if (self.follow.value or self.snap_slider.value not in steps) else self.snap_slider.value
+        self.snap_slider.param.update(options=steps, value=value, disabled=len(steps) < 2)
+        if self.snapshot is None or self.snapshot.step != value:
+            self._load_snapshot(value)
+
+    def _follow_latest(self):
+        if self.snap_steps:
+            self.snap_slider.value = self.snap_steps[-1]
+
+    def _on_snapshot_slider(self, event):
+        if self.run is None or event.new not in self.snap_steps:
+            return
+        if self.snap_steps and event.new != self.snap_steps[-1] and self.follow.value:
+            self.follow.value = False  # the person went back in time: stop following
+        if self.snapshot is None or self.snapshot.step != event.new:
+            self._load_snapshot(event.new)
+
+    def _load_snapshot(self, step: int):
+        try:
+            snap = self.run.snapshot(step)
+        except RunError as e:
+            self._alert(str(e))
+            return
+        if self.probe is None:
+            try:
+                self.probe = self.run.probe()
+            except RunError as e:
+                self._alert(str(e))
+        self.snapshot = snap
+        self._draw_snapshot_views()
+        self._want_map()
+
+    def _draw_snapshot_views(self):
+        snap, probe = self.snapshot, self.probe
+        conf = viewdata.confusion_view(snap, probe)
+        height = 300 if self.compact else 360
+        if conf is not None:
+            self.confusion_pane.object = views.confusion_heatmap(conf.matrix, conf.class_names, conf.cluster_names,
+                                                                 height)
+        else:
+            self.confusion_pane.object = views.cluster_size_bars(viewdata.cluster_sizes(snap), height)
+        if probe is not None:
+            names = viewdata.class_names_of(probe)
+            conf_names = {}
+            if conf is not None:
+                conf_names = {c: names[i] for i, c in enumerate(conf.cluster_names[:len(names)])}
+            rows = []
+            for c, idx in viewdata.gallery(snap, per_cluster=10):
+                label = f"c{c}" + (f" → {conf_names[f'c{c}']}" if f"c{c}" in conf_names else "")
+                rows.append((label, probe.images[idx]))
+            self.gallery_pane.object = views.gallery_html(rows)
+        self._draw_selection()
+
+    def _want_map(self):
+        """Ask for the map of the shown snapshot (cached maps appear at once; others are computed off-thread)."""
+        if self.snapshot is None or self.run is None:
+            return
+        key = (str(self.run.path), self.space.value, self.kind.value, self.snapshot.step)
+        if key == self.shown_key:
+            return
+        cached = self.service.get(key)
+        if cached is not None:
+            self._show_map(key, cached)
+            return
+        if self.map_job is not None:
+            if self.map_job.key == key:
+                return
+            self.map_job.future.cancel()  # superseded: drop it if it has not started
+        x = viewdata.space(self.snapshot, self.space.value)
+        self.map_job = self.service.submit(key, x)
+        self.spinner.value = True
+        self.map_status.object = f"computing the {key[2]} map of {key[1]} at step {key[3]:,} …"
+
+    def _poll_map(self):
+        job = self.map_job
+        if job is None or not job.future.done():
+            return
+        self.map_job = None
+        self.spinner.value = False
+        if job.future.cancelled():
+            return
+        if job.future.exception() is not None:
+            self._alert(f"the {job.key[2]} map failed: {job.future.exception()}", "danger")
+            self.map_status.object = ""
+            return
+        y, secs, _ = job.future.result()
+        self._show_map(job.key, y, secs)
+        self._want_map()  # the person may have moved on while this one was computed
+
+    def _show_map(self, key, y, seconds: float | None = None):
+        snap = self.snapshot
+        if snap is None or key[3] != snap.step or len(y) != len(snap.pred):
+            return
+        if self.thumbs is None and self.probe is not None and len(self.probe.images) <= views.MAX_THUMBS:
+            self.thumbs = images.data_uris(self.probe.images)
+        frame = viewdata.embedding_frame(y, snap, self.probe, self.thumbs)
+        if "thumb" not in frame:
+            frame["thumb"] = ""
+        if self.scatter_pipe is None:
+            self.scatter_pipe = hv.streams.Pipe(data=frame)
+            clusters = [f"c{k}" for k in range(snap.z_c.shape[1])]
+            labels = viewdata.class_names_of(self.probe) or ["unknown"]
+            self.scatter_maps = views.scatter_maps(self.scatter_pipe, clusters, labels,
+                                                   height=340 if self.compact else 420,
+                                                   thumbs=self.thumbs is not None,
+                                                   size=3 if len(frame) > 10_000 else 4)
+            for dm in self.scatter_maps.values():
+                sel = hv.streams.Selection1D(source=dm)
+                sel.add_subscriber(self._on_select)
+            self._show_scatter()
+        else:
+            self.scatter_pipe.send(frame)
+        self.shown_key = key
+        took = f" in {seconds:.1f} s" if seconds is not None else " (cached)"
+        self.map_status.object = f"{key[2]} of {key[1]} at step {key[3]:,}{took} · {len(frame):,} images"
+
+    def _show_scatter(self):
+        if self.scatter_maps:
+            self.scatter_pane.object = self.scatter_maps[self.colour.value]
+
+    def _on_select(self, index):
+        self.selected = list(index or [])
+        self._draw_selection()
+
+    def _draw_selection(self):
+        if self.snapshot is None or self.probe is None:
+            return
+        frame = viewdata.selection(self.snapshot, self.selected, self.probe, limit=100)
+        self.selection_pane.object = views.selection_html(frame, self.probe.images, len(self.selected))
+
+    # -- layout ---------------------------------------------------------------------------------------------
+    def panel(self) -> pn.viewable.Viewable:
+        controls = pn.Row(self.beta, self.stop_btn, align="center")
+        curve_controls = pn.Row(self.x_axis, self.smoothing)
+        map_controls = pn.Column(pn.Row(self.kind, self.space), pn.Row(pn.pane.Markdown("colour by"), self.colour),
+                                 pn.Row(self.snap_slider, self.follow), pn.Row(self.spinner, self.map_status))
+        details = pn.Tabs(("Selection", self.selection_pane), ("Confusion / sizes", self.confusion_pane),
+                          ("Most confident per cluster", self.gallery_pane), dynamic=False,
+                          sizing_mode="stretch_width")
+        flex = {"flex": "1 1 460px", "min-width": "0"}
+        map_side = pn.Column(map_controls, self.scatter_pane, details, sizing_mode="stretch_width", styles=flex)
+        curve_side = pn.Column(curve_controls, self.curve_box, sizing_mode="stretch_width", styles=flex)
+        # side by side when there is room, stacked when not (two runs compared, a narrow window)
+        body = pn.FlexBox(curve_side, map_side, flex_wrap="wrap", gap="12px", sizing_mode="stretch_width")
+        return pn.Column(self.status_md, self.alert, controls, body, sizing_mode="stretch_width")
+
+
+class ExplorerApp(param.Parameterized):
+    """The page: a runs folder, its runs, a form to start one, and one run (or two side by side)."""
+
+    def __init__(self, runs: str | Path = "runs", run: str | None = None, service=None, poll_ms: int = POLL_MS,
+                 **params):
+        super().__init__(**params)
+        self.folder = RunsFolder(runs)
+        self.service = service or shared_service()
+        self.poll_ms = poll_ms
+        self.runs_input = pn.widgets.TextInput(name="Runs folder", value=str(runs), css_classes=["runs-input"])
+        self.runs_btn = pn.widgets.Button(name="Open", css_classes=["runs-open"], width=70, align="end")
+        self.folder_msg = pn.pane.Alert("", alert_type="warning", visible=False, css_classes=["folder-alert"])
+        self.run_select = pn.widgets.Select(name="Run", options={}, css_classes=["run-select"])
+        self.compare = pn.widgets.Checkbox(name="compare with a second run", css_classes=["compare"])
+        self.run_select_b = pn.widgets.Select(name="Second run", options={}, visible=False,
+                                              css_classes=["run-select-b"])
+        # start-a-run form
+        self.f_method = pn.widgets.Select(name="Method", options=list(launcher.METHODS), value="dccs",
+                                          css_classes=["start-method"])
+        self.f_dataset = pn.widgets.TextInput(name="Data set (name or path)", value="digits",
+                                              css_classes=["start-dataset"])
+        self.f_data_path = pn.widgets.TextInput(name="Data path (optional)", value="", css_classes=["start-data-path"])
+        self.f_beta = pn.widgets.FloatInput(name="β_Aug (empty: the data set's default)", value=None, start=0,
+                                            css_classes=["start-beta"])
+        self.f_steps = pn.widgets.IntInput(name="Steps (empty: the data set's default)", value=None, start=1,
+                                           css_classes=["start-steps"])
+        self.f_device = pn.widgets.Select(name="Device", options=["auto", "cpu", "cuda"], value="auto",
+                                          css_classes=["start-device"])
+        self.f_start = pn.widgets.Button(name="Start run", button_type="primary", css_classes=["start-btn"])
+        self.f_msg = pn.pane.Alert("", alert_type="info", visible=False, css_classes=["start-alert"])
+        self.view_a = RunView(self.service)
+        self.view_b = RunView(self.service, name_suffix="-b")
+        self.panel_a, self.panel_b = self.view_a.panel(), self.view_b.panel()  # built once, shown or not
+        self.main = pn.Row(self.panel_a, sizing_mode="stretch_width")
+        self.runs_btn.on_click(lambda e: self._open_folder())
+        self.runs_input.param.watch(lambda e: self._open_folder(), "enter_pressed")
+        self.run_select.param.watch(lambda e: self.view_a.set_run(e.new), "value")
+        self.run_select_b.param.watch(lambda e: self.view_b.set_run(e.new), "value")
+        self.compare.param.watch(self._on_compare, "value")
+        self.f_start.on_click(self._on_start)
+        self._infos: dict[str, RunInfo] = {}
+        self._scan(initial_run=run)
+
+    # -- runs folder ----------------------------------------------------------------------------------------
+    def _open_folder(self):
+        text = self.runs_input.value
+        try:
+            path = launcher.check_path(text, must_exist=False, folder=True, what="runs folder")
+        except UserError as e:
+            self._folder_alert(str(e))
+            return
+        self.folder = RunsFolder(path)
+        self.view_a.set_run(None)
+        self.view_b.set_run(None)
+        self._scan()
+
+    def _folder_alert(self, text: str):
+        self.folder_msg.object = text
+        self.folder_msg.visible = bool(text)
+
+    def _scan(self, initial_run: str | None = None):
+        infos, message = self.folder.scan()
+        self._folder_alert(message or "")
+        self._infos = {str(i.path): i for i in infos}
+        options = {i.label: str(i.path) for i in infos}
+        for select in (self.run_select, self.run_select_b):
+            current = select.value
+            if initial_run and select is self.run_select:
+                match = [p for p in options.values() if Path(p).name == initial_run or p == initial_run]
+                current = match[0] if match else current
+            value = current if current in options.values() else (next(iter(options.values())) if options else None)
+            if select.options != options or select.value != value:
+                select.param.update(options=options, value=value)
+
+    def tick(self):
+        """The periodic callback: new runs, new records, new snapshots, finished maps."""
+        try:
+            self._scan()
+        except Exception as e:
+            self._folder_alert(f"cannot scan the runs folder: {e}")
+        launcher.reap()
+        self.view_a.refresh(self._infos.get(self.view_a.run_path))
+        if self.compare.value:
+            self.view_b.refresh(self._infos.get(self.view_b.run_path))
+
+    def _on_compare(self, event):
+        self.run_select_b.visible = event.new
+        if event.new:
+            values = list(self.run_select_b.options.values())
+            if values and self.run_select_b.value == self.run_select.value and len(values) > 1:
+                self.run_select_b.value = next(v for v in values if v != self.run_select.value)
+            self.view_b.set_run(self.run_select_b.value)
+            self.main.objects = [self.panel_a, self.panel_b]
+        else:
+            self.main.objects = [self.panel_a]
+
+    # -- starting a run -------------------------------------------------------------------------------------
+    def _on_start(self, event):
+        try:
+            run_dir = launcher.launch(self.folder.root, method=self.f_method.value, dataset=self.f_dataset.value.strip(),
+                                      data_path=self.f_data_path.value.strip() or None, beta_aug=self.f_beta.value,
+                                      steps=self.f_steps.value, device=self.f_device.value)
+        except UserError as e:
+            self.f_msg.param.update(object=str(e), alert_type="danger", visible=True)
+            return
+        self.f_msg.param.update(object=f"started {run_dir.name}", alert_type="success", visible=True)
+        self._scan()
+        self.run_select.value = str(run_dir)
+
+    # -- layout ---------------------------------------------------------------------------------------------
+    def panel(self) -> pn.viewable.Viewable:
+        start_form = pn.Card(self.f_method, self.f_dataset, self.f_data_path, self.f_beta, self.f_steps,
+                             self.f_device, self.f_start, self.f_msg, title="Start a run", collapsed=False,
+                             sizing_mode="stretch_width")
+        sidebar = pn.Column(
+            pn.pane.Markdown("## Deep clustering explorer"), pn.Row(self.runs_input, self.runs_btn), self.folder_msg,
+            self.run_select, self.compare, self.run_select_b, start_form, width=SIDEBAR_WIDTH,
+            styles={"border-right": "1px solid #ddd", "padding-right": "8px"})
+        return pn.Row(sidebar, self.main, sizing_mode="stretch_width")
+
+    def start_polling(self):
+        pn.state.add_periodic_callback(self.tick, period=self.poll_ms)
+
+
+def remote_refusal() -> pn.viewable.Viewable | None:
+    """A page for a browser that is not on this machine (the app trusts only loopback unless told otherwise)."""
+    try:
+        ip = pn.state.curdoc.session_context.request.remote_ip
+    except AttributeError:
+        return None
+    try:
+        if ip is None or ipaddress.ip_address(ip).is_loopback:
+            return None
+    except ValueError:
+        return None
+    return pn.pane.Alert(f"This explorer only serves this machine (your address: {ip}). Start it with "
+                         "`--args --allow-remote` to serve others.", alert_type="danger")
+
+
+def create_app(runs: str | Path = "runs", run: str | None = None, allow_remote: bool = False,
+               poll_ms: int = POLL_MS) -> pn.viewable.Viewable:
+    """One page for one browser session."""
+    pn.extension(sizing_mode="stretch_width", notifications=False)
+    hv.extension("bokeh", logo=False)
+    if not allow_remote:
+        refusal = remote_refusal()
+        if refusal is not None:
+            return refusal
+    app = ExplorerApp(runs, run=run, poll_ms=poll_ms)
+    pn.state.onload(app.start_polling)
+    page = app.panel()
+    page.explorer = app  # for tests and notebooks
+    return page
+
+
+def wait_until(predicate, timeout: float = 30.0, interval: float = 0.1) -> bool:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return False

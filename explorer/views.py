@@ -1,0 +1,130 @@
+"""HoloViews/Panel drawings of the view data (`explorer.viewdata`). Each function draws; none reads a run."""
+
+from __future__ import annotations
+
+import html
+
+import holoviews as hv
+import numpy as np
+import pandas as pd
+
+from . import images
+
+SCATTER_VDIMS = ["y", "cluster", "label", "confidence", "row", "thumb"]
+TOOLTIP = ('<div class="tip"><img src="@thumb" width="56" height="56" style="image-rendering: pixelated">'
+           '<div>@cluster · p=@confidence{0.00} · @label</div></div>')
+TOOLTIP_TEXT = '<div class="tip">@cluster · p=@confidence{0.00} · @label (#@row)</div>'
+MAX_THUMBS = 10_000  # above this many points, tooltips carry text only (thumbnails would be tens of MB)
+
+
+def palette(n: int) -> list[str]:
+    """Distinct colours for n categories (Category10/20, then glasbey)."""
+    import colorcet
+    from bokeh.palettes import Category10_10, Category20_20
+
+    if n <= 10:
+        return list(Category10_10)
+    if n <= 20:
+        return list(Category20_20)
+    return list(colorcet.glasbey[:n]) if n <= len(colorcet.glasbey) else [colorcet.glasbey[i % 256] for i in range(n)]
+
+
+def category_cmap(names: list[str]) -> dict[str, str]:
+    """A fixed colour per category, so a cluster keeps its colour when another one empties."""
+    colours = palette(len(names))
+    return {name: colours[i] for i, name in enumerate(names)}
+
+
+def empty_scatter_frame() -> pd.DataFrame:
+    return pd.DataFrame({"x": pd.Series(dtype=float), "y": pd.Series(dtype=float), "cluster": pd.Series(dtype=str),
+                         "label": pd.Series(dtype=str), "confidence": pd.Series(dtype=float),
+                         "row": pd.Series(dtype=int), "thumb": pd.Series(dtype=str)})
+
+
+def scatter_maps(pipe: hv.streams.Pipe, clusters: list[str], labels: list[str], *, size: int = 4,
+                 height: int = 420, thumbs: bool = True) -> dict[str, hv.DynamicMap]:
+    """One DynamicMap per colouring (cluster, label: categorical; confidence: continuous) on the same data pipe.
+
+    A Bokeh colour mapper cannot switch between categorical and continuous, so the view swaps maps instead.
+    (Show these in panes with `linked_axes=False`: HoloViews otherwise links every axis named x across a page,
+    and `shared_axes=False` would stop the framewise rescaling.)"""
+    common = dict(tools=["box_select", "lasso_select"], active_tools=["box_select", "wheel_zoom"],
+                  hover_tooltips=TOOLTIP if thumbs else TOOLTIP_TEXT, size=size, nonselection_alpha=0.15,
+                  framewise=True, responsive=True, height=height, xaxis=None, yaxis=None,
+                  backend_opts={"plot.output_backend": "webgl"})
+
+    def element(data):
+        return hv.Scatter(data, "x", SCATTER_VDIMS)
+
+    return {
+        "cluster": hv.DynamicMap(element, streams=[pipe]).opts(
+            hv.opts.Scatter(color="cluster", cmap=category_cmap(clusters), show_legend=len(clusters) <= 20,
+                            legend_position="right", **common)),
+        "label": hv.DynamicMap(element, streams=[pipe]).opts(
+            hv.opts.Scatter(color="label", cmap=category_cmap(labels or ["unknown"]), show_legend=True,
+                            legend_position="right", **common)),
+        "confidence": hv.DynamicMap(element, streams=[pipe]).opts(
+            hv.opts.Scatter(color="confidence", cmap="viridis", colorbar=True, clim=(0, 1), **common)),
+    }
+
+
+def curves_map(pipe: hv.streams.Pipe, title: str, xlabel: str, height: int = 210) -> hv.DynamicMap:
+    """Lines of one curve group (long table x, value, metric), one line per metric."""
+
+    def element(data):
+        return hv.NdOverlay({m: hv.Curve(d, "x", "value", label=m) for m, d in data.groupby("metric", sort=False)},
+                            kdims="metric")
+
+    return hv.DynamicMap(element, streams=[pipe]).opts(
+        hv.opts.Curve(framewise=True, tools=["hover"], responsive=True, height=height, xlabel=xlabel, ylabel="",
+                      line_width=1.5),
+        hv.opts.NdOverlay(title=title, legend_position="right", framewise=True, responsive=True, height=height))
+
+
+def confusion_heatmap(matrix: np.ndarray, class_names: list[str], cluster_names: list[str],
+                      height: int = 340) -> hv.Overlay:
+    """Rows: true classes; columns: clusters in matched order (a perfect clustering is diagonal)."""
+    rows = [(cluster_names[j], class_names[i], int(matrix[i, j]))
+            for i in range(matrix.shape[0]) for j in range(matrix.shape[1])]
+    hm = hv.HeatMap(rows, kdims=["cluster", "class"], vdims=["count"])
+    return (hm * hv.Labels(hm)).opts(
+        hv.opts.HeatMap(cmap="Blues", colorbar=False, tools=["hover"], responsive=True, height=height,
+                        xrotation=45, invert_yaxis=True, title="Confusion matrix (clusters matched to classes)"),
+        hv.opts.Labels(text_color="black", text_font_size="8pt"))
+
+
+def cluster_size_bars(frame: pd.DataFrame, height: int = 300) -> hv.Bars:
+    return hv.Bars(frame, "cluster", "size").opts(responsive=True, height=height, tools=["hover"],
+                                                  title="Cluster sizes (no labels in this run)", color="#4c72b0")
+
+
+def gallery_html(rows: list[tuple[str, np.ndarray]], scale: int = 2) -> str:
+    """One line per cluster: its name and a strip of its most confident images (the paper's Fig. 4)."""
+    parts = ['<div class="gallery">']
+    for name, imgs in rows:
+        strip = images.tile(imgs, ncols=len(imgs), pad=1) if len(imgs) else np.zeros((1, 1), np.uint8)
+        uri = images.data_uri(strip[None] if strip.ndim == 2 else strip.transpose(2, 0, 1))
+        parts.append(f'<div class="gallery-row" style="display:flex;align-items:center;gap:8px;margin:2px 0">'
+                     f'<span style="min-width:150px;font-family:monospace;font-size:12px;white-space:nowrap">'
+                     f'{html.escape(name)}</span>'
+                     f'<img src="{uri}" style="width:{strip.shape[1] * scale}px;max-width:100%;height:auto;'
+                     f'image-rendering:pixelated"></div>')
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def selection_html(frame: pd.DataFrame, probe_images: np.ndarray, total: int, size: int = 56) -> str:
+    """A grid of the selected images with their cluster, confidence and label."""
+    if total == 0:
+        return '<div class="selection-empty">Select points in the map (box or lasso) to see their images.</div>'
+    cells = []
+    for r in frame.itertuples():
+        uri = images.data_uri(probe_images[r.row])
+        caption = f"{r.cluster} · {r.confidence:.2f}" + (f"<br>{html.escape(str(r.label))}" if r.label else "")
+        cells.append(f'<div class="sel-cell" style="text-align:center;font-size:10px;font-family:monospace">'
+                     f'<img src="{uri}" width="{size}" height="{size}" style="image-rendering:pixelated"><br>'
+                     f'{caption}</div>')
+    shown = f"{len(frame)} of {total}" if total > len(frame) else f"{total}"
+    return (f'<div class="selection"><div style="margin-bottom:4px">{shown} selected images, most confident '
+            f'first</div><div style="display:grid;grid-template-columns:repeat(auto-fill,minmax({size + 8}px,1fr));'
+            f'gap:4px">{"".join(cells)}</div></div>')

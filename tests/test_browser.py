@@ -1,0 +1,226 @@
+"""The explorer in a real browser: `panel serve apps/explorer.py` against a runs folder with real runs, driven by
+headless Chromium through Playwright. Screenshots go to tests/artifacts/ (look at them)."""
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+from core import Run, TrainConfig
+from core.trainer import Trainer
+from explorer.launcher import launch
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = REPO / "tests" / "artifacts"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+if not Path(CHROMIUM).exists():
+    if os.environ.get("DCX_REQUIRE_BROWSER"):
+        pytest.fail(f"{CHROMIUM} is missing (apt-get install -y chromium)", pytrace=False)
+    pytest.skip(f"{CHROMIUM} is not installed (make test installs it where it can)", allow_module_level=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def runs_folder(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    Trainer(TrainConfig(dataset="digits", steps=60, snapshot_every=20, log_every=10, eval_every=20,
+                        run_dir=str(root / "digits-finished"), progress=False)).fit()
+    return root
+
+
+@pytest.fixture(scope="module")
+def server(runs_folder):
+    port = free_port()
+    log = open(runs_folder / "server.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "panel", "serve", "apps/explorer.py", "--address", "127.0.0.1",
+                             "--port", str(port), "--args", "--runs", str(runs_folder)], cwd=REPO, stdout=log,
+                            stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/explorer"
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                break
+        except OSError:
+            time.sleep(0.3)
+    yield url
+    proc.terminate()
+    proc.wait(30)
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    profile = Path(os.environ.get("TMPDIR", "/tmp")) / f"pw-profile-{os.getpid()}"
+    shutil.rmtree(profile, ignore_errors=True)
+    with sync_playwright() as p:
+        ctx = p.chromium.launch_persistent_context(str(profile), executable_path=CHROMIUM, headless=True, args=ARGS,
+                                                   viewport={"width": 1600, "height": 1100})
+        yield ctx
+        ctx.close()
+    shutil.rmtree(profile, ignore_errors=True)
+
+
+def shot(page, name):
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def text_of(page, selector) -> str:
+    return page.locator(selector).first.evaluate("e => (e.shadowRoot || e).textContent || ''")
+
+
+def wait_text(page, selector, pattern, timeout=60):
+    deadline = time.time() + timeout
+    last = ""
+    while time.time() < deadline:
+        last = text_of(page, selector)
+        if re.search(pattern, last):
+            return last
+        time.sleep(0.25)
+    raise AssertionError(f"{selector} never matched {pattern!r}; last text: {last!r}")
+
+
+def test_explorer_shows_a_run_live_and_steers_it(server, runs_folder, browser):
+    page = browser.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(server)
+
+    # the finished run is picked, its curves and its t-SNE map render
+    wait_text(page, ".run-status", r"digits-finished")
+    page.wait_for_selector(".curves .bk-Canvas", timeout=60_000)
+    assert page.locator(".curves .bk-Canvas").count() >= 3  # Wasserstein, losses, accuracy, cluster health
+    wait_text(page, ".map-status", r"t-SNE of Z at step 60", timeout=90)
+    page.wait_for_selector(".scatter .bk-Canvas", timeout=30_000)
+    shot(page, "01-finished-run")
+
+    # the snapshot slider goes back in time: the map of an earlier step is computed and shown
+    handle = page.locator(".snapshot-slider .noUi-handle").first
+    handle.focus()
+    handle.press("ArrowLeft")
+    wait_text(page, ".map-status", r"t-SNE of Z at step 40 (in|\()", timeout=90)
+    shot(page, "02-earlier-snapshot")
+
+    # a box selection in the map lists the selected images
+    box = page.locator(".scatter .bk-Canvas").first.bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.1, box["y"] + box["height"] * 0.1)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.8, box["y"] + box["height"] * 0.8, steps=8)
+    page.mouse.up()
+    selected = wait_text(page, ".selection", r"\d+ selected images", timeout=30)
+    assert page.locator(".selection img").count() > 0
+    assert int(re.search(r"(\d+) selected", selected).group(1)) > 10
+    shot(page, "03-selection")
+
+    # the confusion matrix and the gallery
+    page.get_by_text("Confusion / sizes").first.click()
+    page.wait_for_selector(".confusion .bk-Canvas", timeout=30_000)
+    page.get_by_text("Most confident per cluster").first.click()
+    assert page.locator(".gallery img").count() == 10  # one strip per cluster
+    shot(page, "04-gallery")
+
+    # start a long run from the page; it appears as running in the run list without reloading
+    page.locator(".start-steps input").fill("100000")
+    page.locator(".start-btn button").click()
+    wait_text(page, ".start-alert", r"started digits-dccs")
+    wait_text(page, ".run-status", r"running", timeout=120)
+    live = next(p for p in runs_folder.iterdir() if p.name.startswith("digits-dccs"))
+    options = page.locator(".run-select select option").all_inner_texts()
+    assert any("running" in o for o in options) and any("finished" in o for o in options)
+
+    # the beta_Aug slider changes beta_Aug of the running run at its next step
+    beta = page.locator(".beta-slider .noUi-handle").first
+    wait_until_enabled(page, ".beta-slider .noUi-handle")
+    beta.focus()
+    beta.press("ArrowRight")  # 2.0 -> 2.5
+    wait_text(page, ".run-alert", r"β_Aug → 2.5")
+    deadline = time.time() + 120
+    while time.time() < deadline and not Run(live).metrics("set"):
+        time.sleep(0.5)
+    sets = Run(live).metrics("set")
+    assert sets and sets[0]["value"] == 2.5 and sets[0]["source"] == "control"
+    shot(page, "05-live-run-beta")
+
+    # and the stop button stops it (with a checkpoint)
+    page.locator(".stop-btn button").click()
+    wait_text(page, ".run-status", r"stopped", timeout=120)
+    assert Run(live).checkpoint_steps()
+    shot(page, "06-stopped")
+
+    # two runs side by side
+    page.locator(".compare input").check()
+    wait_text(page, ".run-status-b", r"digits-", timeout=30)
+    page.wait_for_selector(".scatter-b .bk-Canvas", timeout=90_000)
+    shot(page, "07-side-by-side")
+    assert not errors, errors
+
+
+def wait_until_enabled(page, selector, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        disabled = page.locator(selector).first.evaluate(
+            "e => e.closest('[disabled]') !== null || e.getAttribute('disabled') !== null")
+        if not disabled:
+            return
+        time.sleep(0.25)
+
+
+def test_bad_runs_do_not_break_the_page(tmp_path, browser):
+    """A truncated metrics line, a corrupt snapshot, a failed run and a missing folder: messages, not crashes."""
+    root = tmp_path / "runs"
+    Trainer(TrainConfig(dataset="digits", steps=20, snapshot_every=10, log_every=5, eval_every=10,
+                        run_dir=str(root / "damaged"), progress=False)).fit()
+    with open(root / "damaged" / "metrics.jsonl", "a") as f:
+        f.write('{"kind":"train","step":21,"wasser')  # torn last line
+    (root / "damaged" / "snapshots" / "step_00000020.npz").write_bytes(b"PK\x03\x04broken")
+    failed = launch(root, dataset="digits", steps=5, extra_args=("--num-clusters", "1"))
+    while json.loads((failed / "launch.json").read_text()) and not (failed / "train.log").read_text():
+        time.sleep(0.2)
+    time.sleep(3)
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "panel", "serve", "apps/explorer.py", "--address", "127.0.0.1",
+                             "--port", str(port), "--args", "--runs", str(root), "--run", "damaged"], cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        page = browser.new_page()
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                page.goto(f"http://127.0.0.1:{port}/explorer")
+                break
+            except Exception:
+                time.sleep(0.5)
+        wait_text(page, ".run-status", r"damaged")
+        wait_text(page, ".run-alert", r"step 20 is damaged")
+        page.wait_for_selector(".curves .bk-Canvas", timeout=60_000)  # the readable part still shows
+        shot(page, "08-damaged-run")
+        labels = page.locator(".run-select select option").all_inner_texts()
+        page.locator(".run-select select").select_option(label=next(t for t in labels if "failed" in t))
+        wait_text(page, ".run-status", r"failed")
+        wait_text(page, ".run-status", r"at least 2")
+        shot(page, "09-failed-run")
+        page.locator(".runs-input input").fill(str(tmp_path / "no-such-folder"))
+        page.locator(".runs-open button").click()
+        wait_text(page, ".folder-alert", r"does not exist")
+        shot(page, "10-missing-folder")
+    finally:
+        proc.terminate()
+        proc.wait(30)
