@@ -1,4 +1,4 @@
-# Quick start:  make run   (installs what is missing, trains DCCS on the embedded digits, prints ACC/NMI/ARI)
+# Quick start:  make run   (installs what is missing, trains DCCS on the embedded digits and opens the explorer)
 #               make test  (installs what is missing, runs the test suite)
 PYTHON ?= python3
 VENV   ?= .venv
@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 RUN_ARGS ?=
 
-.PHONY: install run test clean-runs
+.PHONY: install browser run test clean-runs
 
 install: $(STAMP)
 
@@ -16,10 +16,17 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -c constraints.txt -e '.[test]'
 	@touch $(STAMP)
 
-run: $(STAMP)
-	$(BIN)/python -m core train --dataset digits --kmeans-baseline $(RUN_ARGS)
+# Chromium for the browser tests (Debian's package; Playwright's own download does not work everywhere)
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "note: chromium is not installed and cannot be installed here; the browser tests will skip"; fi; }
 
-test: $(STAMP)
+run: $(STAMP)
+	$(BIN)/python -m explorer --train digits --kmeans-baseline $(RUN_ARGS)
+
+test: $(STAMP) browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean-runs:

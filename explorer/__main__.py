@@ -91,9 +91,21 @@ def main(argv=None) -> int:
     print(f"explorer: {url}  (Ctrl-C to quit)", flush=True)
     if args.show:
         threading.Timer(1.5, lambda: webbrowser.open(url)).start()
-    pn.serve({"/": lambda: create_app(args.runs, run=run_name, allow_remote=remote)}, address=args.address,
-             port=args.port, show=False, title="Deep clustering explorer",
-             websocket_origin="*" if remote else None, verbose=False)
+    try:
+        pn.serve({"/": lambda: create_app(args.runs, run=run_name, allow_remote=remote)}, address=args.address,
+                 port=args.port, show=False, title="Deep clustering explorer",
+                 websocket_origin="*" if remote else None, verbose=False)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if run_name is not None:  # the run this command started ends with it (with a checkpoint)
+            from .runs import read_run_info
+
+            run_dir = Path(args.runs) / run_name
+            if read_run_info(run_dir).live:
+                print(f"stopping {run_name} (a checkpoint is saved; resume with "
+                      f"python -m core resume {run_dir})", file=sys.stderr)
+                launcher.stop(run_dir, wait=60)
     return 0
 
 

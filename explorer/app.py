@@ -46,24 +46,24 @@ class RunView(param.Parameterized):
                                           sizing_mode="stretch_width")
         self.alert = pn.pane.Alert("", alert_type="warning", visible=False, css_classes=[f"run-alert{sfx}"],
                                    sizing_mode="stretch_width")
-        self.beta = pn.widgets.FloatSlider(name="β_Aug (applied at the next step of a running run)", start=0.0,
+        self.beta = pn.widgets.FloatSlider(label="β_Aug (applied at the next step of a running run)", start=0.0,
                                            end=10.0, step=0.5, value=2.0, disabled=True,
                                            css_classes=[f"beta-slider{sfx}"], width=320)
-        self.stop_btn = pn.widgets.Button(name="Stop run", button_type="danger", disabled=True,
+        self.stop_btn = pn.widgets.Button(label="Stop run", color="danger", disabled=True,
                                           css_classes=[f"stop-btn{sfx}"], width=100)
-        self.x_axis = pn.widgets.RadioButtonGroup(name="x", options={"step": "step", "time (s)": "time",
+        self.x_axis = pn.widgets.RadioButtonGroup(label="x", options={"step": "step", "time (s)": "time",
                                                                       "epoch": "epoch"}, value="step",
                                                   css_classes=[f"x-axis{sfx}"])
-        self.smoothing = pn.widgets.FloatSlider(name="smoothing", start=0.0, end=0.99, step=0.01, value=0.6,
+        self.smoothing = pn.widgets.FloatSlider(label="smoothing", start=0.0, end=0.99, step=0.01, value=0.6,
                                                 css_classes=[f"smoothing{sfx}"], width=200)
         self.kind = pn.widgets.RadioButtonGroup(options=list(KINDS), value="t-SNE", css_classes=[f"proj-kind{sfx}"])
         self.space = pn.widgets.RadioButtonGroup(options=list(viewdata.SPACES), value="Z",
                                                  css_classes=[f"proj-space{sfx}"])
         self.colour = pn.widgets.RadioButtonGroup(options=list(viewdata.COLOUR_BY), value="cluster",
                                                   css_classes=[f"colour-by{sfx}"])
-        self.snap_slider = pn.widgets.DiscreteSlider(name="snapshot step", options=[0], value=0, disabled=True,
+        self.snap_slider = pn.widgets.DiscreteSlider(label="snapshot step", options=[0], value=0, disabled=True,
                                                      css_classes=[f"snapshot-slider{sfx}"], width=320)
-        self.follow = pn.widgets.Checkbox(name="follow the latest snapshot", value=True,
+        self.follow = pn.widgets.Checkbox(label="follow the latest snapshot", value=True,
                                           css_classes=[f"follow{sfx}"])
         self.map_status = pn.pane.Markdown("", css_classes=[f"map-status{sfx}"], sizing_mode="stretch_width")
         self.spinner = pn.indicators.LoadingSpinner(value=False, size=20, width=20, height=20)
@@ -404,26 +404,26 @@ class ExplorerApp(param.Parameterized):
         self.folder = RunsFolder(runs)
         self.service = service or shared_service()
         self.poll_ms = poll_ms
-        self.runs_input = pn.widgets.TextInput(name="Runs folder", value=str(runs), css_classes=["runs-input"])
-        self.runs_btn = pn.widgets.Button(name="Open", css_classes=["runs-open"], width=70, align="end")
+        self.runs_input = pn.widgets.TextInput(label="Runs folder", value=str(runs), css_classes=["runs-input"])
+        self.runs_btn = pn.widgets.Button(label="Open", css_classes=["runs-open"], width=70, align="end")
         self.folder_msg = pn.pane.Alert("", alert_type="warning", visible=False, css_classes=["folder-alert"])
-        self.run_select = pn.widgets.Select(name="Run", options={}, css_classes=["run-select"])
-        self.compare = pn.widgets.Checkbox(name="compare with a second run", css_classes=["compare"])
-        self.run_select_b = pn.widgets.Select(name="Second run", options={}, visible=False,
+        self.run_select = pn.widgets.Select(label="Run", options={}, css_classes=["run-select"])
+        self.compare = pn.widgets.Checkbox(label="compare with a second run", css_classes=["compare"])
+        self.run_select_b = pn.widgets.Select(label="Second run", options={}, visible=False,
                                               css_classes=["run-select-b"])
         # start-a-run form
-        self.f_method = pn.widgets.Select(name="Method", options=list(launcher.METHODS), value="dccs",
+        self.f_method = pn.widgets.Select(label="Method", options=list(launcher.METHODS), value="dccs",
                                           css_classes=["start-method"])
-        self.f_dataset = pn.widgets.TextInput(name="Data set (name or path)", value="digits",
+        self.f_dataset = pn.widgets.TextInput(label="Data set (name or path)", value="digits",
                                               css_classes=["start-dataset"])
-        self.f_data_path = pn.widgets.TextInput(name="Data path (optional)", value="", css_classes=["start-data-path"])
-        self.f_beta = pn.widgets.FloatInput(name="β_Aug (empty: the data set's default)", value=None, start=0,
+        self.f_data_path = pn.widgets.TextInput(label="Data path (optional)", value="", css_classes=["start-data-path"])
+        self.f_beta = pn.widgets.FloatInput(label="β_Aug (empty: the data set's default)", value=None, start=0,
                                             css_classes=["start-beta"])
-        self.f_steps = pn.widgets.IntInput(name="Steps (empty: the data set's default)", value=None, start=1,
+        self.f_steps = pn.widgets.IntInput(label="Steps (empty: the data set's default)", value=None, start=1,
                                            css_classes=["start-steps"])
-        self.f_device = pn.widgets.Select(name="Device", options=["auto", "cpu", "cuda"], value="auto",
+        self.f_device = pn.widgets.Select(label="Device", options=["auto", "cpu", "cuda"], value="auto",
                                           css_classes=["start-device"])
-        self.f_start = pn.widgets.Button(name="Start run", button_type="primary", css_classes=["start-btn"])
+        self.f_start = pn.widgets.Button(label="Start run", color="primary", css_classes=["start-btn"])
         self.f_msg = pn.pane.Alert("", alert_type="info", visible=False, css_classes=["start-alert"])
         self.view_a = RunView(self.service)
         self.view_b = RunView(self.service, name_suffix="-b")

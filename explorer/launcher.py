@@ -60,7 +60,7 @@ def launch(runs_root: str | Path, *, method: str = "dccs", dataset: str = "digit
         raise UserError(f"β_Aug must be a number ≥ 0, got {beta_aug}")
     if steps is not None and int(steps) < 1:
         raise UserError(f"steps must be at least 1, got {steps}")
-    root = Path(runs_root)
+    root = Path(runs_root).expanduser().resolve()  # the trainer runs in another working directory
     root.mkdir(parents=True, exist_ok=True)
     run_dir = root / (name or _run_name(dataset, method))
     suffix = 1

@@ -125,6 +125,13 @@ def compute_map(kind: str, x: np.ndarray, previous: np.ndarray | None, previous_
     return y.astype(np.float32), time.perf_counter() - t0, knn
 
 
+def _worker_init() -> None:
+    """Ctrl-C is the server's business: the worker ends when the server shuts the pool down."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 @dataclass
 class MapJob:
     key: tuple
@@ -152,7 +159,8 @@ class ProjectionService:
 
                 os.environ.setdefault("NUMBA_CACHE_DIR", str(default_cache_dir() / "numba"))
                 os.environ.setdefault("NUMBA_NUM_THREADS", str(_threads()))
-                self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+                self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                                                 initializer=_worker_init)
             else:
                 from concurrent.futures import ThreadPoolExecutor
 

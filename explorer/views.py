@@ -5,10 +5,13 @@ from __future__ import annotations
 import html
 
 import holoviews as hv
+import holoviews.plotting.bokeh  # noqa: F401  (registers the Bokeh options without notebook output)
 import numpy as np
 import pandas as pd
 
 from . import images
+
+hv.Store.set_current_backend("bokeh")
 
 SCATTER_VDIMS = ["y", "cluster", "label", "confidence", "row", "thumb"]
 TOOLTIP = ('<div class="tip"><img src="@thumb" width="56" height="56" style="image-rendering: pixelated">'

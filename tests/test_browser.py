@@ -112,6 +112,11 @@ def test_explorer_shows_a_run_live_and_steers_it(server, runs_folder, browser):
     page.wait_for_selector(".scatter .bk-Canvas", timeout=30_000)
     shot(page, "01-finished-run")
 
+    # hovering a point shows its image
+    src = hover_until_tooltip(page, ".scatter .bk-Canvas")
+    assert src.startswith("data:image/png;base64,")
+    shot(page, "01b-hover")
+
     # the snapshot slider goes back in time: the map of an earlier step is computed and shown
     handle = page.locator(".snapshot-slider .noUi-handle").first
     handle.focus()
@@ -171,6 +176,19 @@ def test_explorer_shows_a_run_live_and_steers_it(server, runs_folder, browser):
     page.wait_for_selector(".scatter-b .bk-Canvas", timeout=90_000)
     shot(page, "07-side-by-side")
     assert not errors, errors
+
+
+def hover_until_tooltip(page, canvas) -> str:
+    """Move over the map until a tooltip with an image appears; returns the image's src."""
+    box = page.locator(canvas).first.bounding_box()
+    for fy in (0.5, 0.4, 0.6, 0.3, 0.7, 0.2, 0.8):
+        for fx in (0.5, 0.4, 0.6, 0.3, 0.7, 0.2, 0.8, 0.35, 0.45, 0.55, 0.65):
+            page.mouse.move(box["x"] + fx * box["width"], box["y"] + fy * box["height"])
+            time.sleep(0.15)
+            tip = page.locator(".tip img")
+            if tip.count() and tip.first.is_visible():
+                return tip.first.get_attribute("src")
+    raise AssertionError("no tooltip image appeared over the map")
 
 
 def wait_until_enabled(page, selector, timeout=60):

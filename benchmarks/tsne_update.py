@@ -1,0 +1,76 @@
+"""Time of an updated t-SNE map of a new snapshot (warm-started from the previous map, as the explorer does),
+beside a from-scratch openTSNE fit of the same points with openTSNE's defaults, measured in the same run.
+
+    python benchmarks/tsne_update.py                    # 5,000 synthetic 60-dim codes, 4 successive snapshots
+    python benchmarks/tsne_update.py --run runs/x       # the last snapshots of a real run
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from explorer.projection import compute_map  # noqa: E402
+
+
+def synthetic_snapshots(n=5000, k=10, dim_zs=50, steps=4, seed=0):
+    """Codes like DCCS's: z_c softmax probabilities sharpening over time, z_s ~ N(0, 0.1²) with class structure."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, k, n)
+    centres = rng.normal(0, 1, (k, dim_zs))
+    noise_c, noise_s = rng.normal(0, 1, (n, k)), rng.normal(0, 1, (n, dim_zs))
+    out = []
+    for t in range(steps):
+        sharp = 1.0 + 1.5 * t
+        logits = sharp * np.eye(k)[labels] * 2 + noise_c
+        z_c = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+        z_s = 0.1 * (0.3 * (1 + t) * centres[labels] + noise_s) / (1 + 0.3 * (1 + t))
+        out.append(np.concatenate([z_c, z_s], 1).astype(np.float32))
+    return out, labels
+
+
+def real_snapshots(run_dir, count=4):
+    from core import Run
+
+    run = Run(run_dir)
+    steps = run.snapshot_steps()[-count:]
+    snaps = [run.snapshot(s) for s in steps]
+    return [s.z for s in snaps], snaps[-1].labels
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--run", default=None)
+    p.add_argument("--points", type=int, default=5000)
+    args = p.parse_args(argv)
+    from openTSNE import TSNE
+    from sklearn.metrics import silhouette_score
+
+    xs, labels = real_snapshots(args.run) if args.run else synthetic_snapshots(args.points)
+    print(f"{len(xs)} snapshots of {len(xs[0])} points × {xs[0].shape[1]} dims; {os.cpu_count()} CPU cores")
+    print(f"{'snapshot':>8} {'scratch s':>10} {'update s':>9} {'ratio':>6} {'sil scratch':>11} {'sil update':>10}")
+    previous, knn, ratios = None, None, []
+    for t, x in enumerate(xs):
+        t0 = time.perf_counter()
+        scratch = np.asarray(TSNE(n_jobs=2, random_state=0).fit(x))
+        t_scratch = time.perf_counter() - t0
+        y, t_update, knn = compute_map("t-SNE", x, previous, knn)
+        kind = "first" if previous is None else "update"
+        previous = y
+        sil = [silhouette_score(m, labels) if labels is not None else float("nan") for m in (scratch, y)]
+        ratios.append(t_scratch / t_update) if kind == "update" else None
+        print(f"{t:>8} {t_scratch:10.2f} {t_update:9.2f} {t_scratch / t_update:6.1f} {sil[0]:11.3f} {sil[1]:10.3f}"
+              f"  ({kind})", flush=True)
+    print(f"\nupdated map: median {np.median(ratios):.1f}x faster than a from-scratch openTSNE fit of the same points")
+
+
+if __name__ == "__main__":
+    main()

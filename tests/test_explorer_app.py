@@ -1,0 +1,103 @@
+"""The app's logic without a browser: what each view of a RunView / ExplorerApp is given for a known run."""
+
+import time
+
+import numpy as np
+import pytest
+
+from core import Run, TrainConfig
+from core.trainer import Trainer
+from explorer.app import ExplorerApp, RunView
+from explorer.projection import ProjectionService
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    Trainer(TrainConfig(dataset="digits", steps=30, snapshot_every=10, log_every=5, eval_every=10,
+                        run_dir=str(root / "r1"), progress=False, probe_size=500)).fit()
+    return root / "r1"
+
+
+@pytest.fixture(scope="module")
+def service():
+    svc = ProjectionService(processes=False)
+    yield svc
+    svc.shutdown()
+
+
+def wait_for_map(view, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        view.refresh()
+        if view.shown_key is not None and view.map_job is None:
+            return
+        time.sleep(0.2)
+    raise AssertionError("no map")
+
+
+def test_run_view_of_a_finished_run(run_dir, service):
+    view = RunView(service)
+    view.set_run(str(run_dir))
+    assert "r1" in view.status_md.object and "finished" in view.status_md.object
+    assert view.beta.disabled and view.stop_btn.disabled  # nothing to steer
+    # curves: one plot per group that has data, each pipe holding the run's records
+    titles = [t for t, _ in view.groups]
+    assert titles[0].startswith("Wasserstein") and any(t.startswith("Accuracy") for t in titles)
+    w = view.curve_pipes[titles[0]].data
+    assert set(w.metric) == {"W curve (−L^C)", "E[C(z̃)] − E[C(z)]"} and w.x.max() == 30
+    acc = view.curve_pipes[next(t for t in titles if t.startswith("Accuracy"))].data
+    assert sorted(acc[acc.metric == "ACC"].x.tolist()) == [10.0, 20.0, 30.0]
+    assert acc[acc.metric == "ACC"].value.tolist() == pytest.approx(
+        [r["acc"] for r in Run(run_dir).metrics() if "acc" in r])
+    # snapshots: the slider offers every step, the latest is shown; confusion and gallery drawn from it
+    assert view.snap_slider.options == [1, 10, 20, 30] and view.snap_slider.value == 30
+    assert view.snapshot.step == 30
+    assert view.confusion_pane.object is not None
+    assert view.gallery_pane.object.count("<img") == 10
+    # the map arrives from the (thread) service and fills the scatter with one row per probe image
+    wait_for_map(view)
+    frame = view.scatter_pipe.data
+    assert len(frame) == 500 and set(frame.columns) >= {"x", "y", "cluster", "label", "confidence", "thumb"}
+    assert frame.thumb.str.startswith("data:image/png").all()
+    assert "t-SNE of Z at step 30" in view.map_status.object
+    # a selection lists those images
+    view._on_select(list(range(12)))
+    assert view.selection_pane.object.count("<img") == 12 and "12 selected images" in view.selection_pane.object
+    # going back in time: the slider loads that snapshot and asks for its map, warm-started from the cached one
+    view.follow.value = False
+    view.snap_slider.value = 10
+    assert view.snapshot.step == 10
+    wait_for_map(view)
+    assert view.shown_key[3] == 10 and service.get((str(run_dir), "Z", "t-SNE", 10)) is not None
+    # another space and colouring
+    view.space.value = "Z_c"
+    wait_for_map(view)
+    assert view.shown_key[1] == "Z_c"
+    view.colour.value = "confidence"
+    assert view.scatter_pane.object is view.scatter_maps["confidence"]
+
+
+def test_beta_slider_writes_the_runs_control_file(run_dir, service):
+    view = RunView(service)
+    view.set_run(str(run_dir))
+    view.info.state = "running"  # pretend it is live: the slider sends, the trainer would apply
+    view._on_beta(type("E", (), {"new": 3.5})())
+    assert Run(run_dir).control()["beta_aug"] == 3.5
+    assert "3.5" in view.alert.object
+
+
+def test_app_lists_runs_and_handles_a_bad_folder(run_dir, service, tmp_path):
+    app = ExplorerApp(run_dir.parent, service=service)
+    assert list(app.run_select.options.values()) == [str(run_dir)]
+    assert app.view_a.run_path == str(run_dir)
+    app.runs_input.value = str(tmp_path / "nowhere")
+    app._open_folder()
+    assert app.folder_msg.visible and "does not exist" in app.folder_msg.object
+    assert app.run_select.options == {} and app.view_a.run_path is None
+    app.runs_input.value = "bad\x00path"
+    app._open_folder()
+    assert "control characters" in app.folder_msg.object
+    app.f_dataset.value = str(tmp_path / "no-data")
+    app._on_start(None)
+    assert app.f_msg.alert_type == "danger" and "does not exist" in app.f_msg.object
