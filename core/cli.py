@@ -44,7 +44,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, skip: tuple[str, ...] 
         if default is not None and tp is not bool:
             help_text += f" (default: {default:g})" if isinstance(default, float) else f" (default: {default})"
         group = groups.setdefault(tp, parser)
-        kw = {"dest": f.name, "default": None, "help": help_text}
+        kw = {"dest": f.name, "default": None, "help": help_text.replace("%", "%%")}  # argparse formats help with %
         if tp is bool:
             group.add_argument(_flag(f.name), action=argparse.BooleanOptionalAction, **kw)
         else:
@@ -106,8 +106,10 @@ def cmd_train(args) -> int:
     else:
         trainer = Trainer(config_from_args(args))
         cfg = trainer.config
+        weights = f"β_Aug={cfg.beta_aug:g}" if cfg.method == "dccs" else \
+            f"ablation={cfg.ablation}, α/β/δ={cfg.mi_alpha:g}/{cfg.mi_beta:g}/{cfg.mi_delta:g}"
         print(f"run directory: {trainer.run_dir}  ({cfg.method}, {trainer.data.name}: {len(trainer.data)} images "
-              f"{trainer.data.size[0]}×{trainer.data.size[1]}, K={cfg.num_clusters}, β_Aug={cfg.beta_aug:g}, "
+              f"{trainer.data.size[0]}×{trainer.data.size[1]}, K={cfg.num_clusters}, {weights}, "
               f"{cfg.steps} steps on {trainer.device})", file=sys.stderr)
     _install_signal_handlers(trainer)
     result = trainer.fit()
@@ -140,10 +142,9 @@ def cmd_eval(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m core", description="Deep image clustering engine (DCCS).")
+    parser = argparse.ArgumentParser(prog="python -m core", description="Deep image clustering engine (DCCS, DCSM).")
     sub = parser.add_subparsers(dest="command", required=True)
-    train = sub.add_parser("train", help="train a clustering network and write a run directory",
-                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    train = sub.add_parser("train", help="train a clustering network and write a run directory")
     train.add_argument("--resume", action="store_true",
                        help="continue the run in --run-dir from its last checkpoint (add --steps to train longer)")
     train.add_argument("--kmeans-baseline", action="store_true",

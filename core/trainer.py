@@ -23,11 +23,11 @@ import torch
 from . import __version__
 from .augment import AugmentSettings, InputPipeline
 from .batches import BatchStream
-from .config import PAPER_CROP_AREA_MIN, PAPER_LR, TrainConfig, dataset_defaults, validate
+from .config import METHOD_DEFAULTS, PAPER_CROP_AREA_MIN, TrainConfig, dataset_defaults, validate
 from .data import ImageSet, load_dataset
 from .errors import ConfigError, RunError, TrainingDiverged
 from .io import atomic_torch_save, link_atomic
-from .methods import DCCS, ClusteringMethod
+from .methods import DCCS, DCSM, ClusteringMethod
 from .metrics import cluster_statistics, evaluate
 from .rundir import Run, RunWriter, checkpoint_name
 
@@ -50,17 +50,30 @@ def _round_up(x: float, multiple: int) -> int:
     return int(math.ceil(max(x, 1) / multiple) * multiple)
 
 
+def batches_per_step(cfg: TrainConfig) -> int:
+    """Batches one training step draws: n_critic + 1 for DCCS (Algorithm 1), one for DCSM (trained `repeats`
+    times)."""
+    return cfg.n_critic + 1 if cfg.method == "dccs" else 1
+
+
 def resolve_config(cfg: TrainConfig, data: ImageSet) -> TrainConfig:
-    """Fill every None setting from the data set's defaults and check what needs the data (K, sizes)."""
+    """Fill every None setting from the method's and the data set's defaults and check what needs the data."""
     validate(cfg)
-    d = dataset_defaults(cfg.dataset, data.channels)
+    d = dataset_defaults(cfg.dataset, data.channels, cfg.method)
     changes = {}
-    if cfg.beta_aug is None:
+    for name, value in METHOD_DEFAULTS[cfg.method].items():
+        if getattr(cfg, name) is None:
+            changes[name] = d.get(name, value)
+    if cfg.method == "dccs" and cfg.beta_aug is None:
         changes["beta_aug"] = d["beta_aug"]
+    if cfg.method == "dcsm":
+        for name, value in zip(("mi_alpha", "mi_beta", "mi_delta"), d["mi"]):
+            if getattr(cfg, name) is None:
+                changes[name] = value
+        if cfg.repeats is None:
+            changes["repeats"] = d["repeats"]
     if cfg.flip is None:
         changes["flip"] = d["flip"]
-    if cfg.lr is None:
-        changes["lr"] = d.get("lr", PAPER_LR)
     if cfg.crop_area_min is None:
         changes["crop_area_min"] = d.get("crop_area_min", PAPER_CROP_AREA_MIN)
     k = cfg.num_clusters or data.num_classes
@@ -70,10 +83,11 @@ def resolve_config(cfg: TrainConfig, data: ImageSet) -> TrainConfig:
         raise ConfigError(f"the number of clusters K must lie between 2 and the number of images ({len(data)}), "
                           f"got {k}")
     changes["num_clusters"] = k
-    if cfg.batch_size > len(data):
-        raise ConfigError(f"batch size {cfg.batch_size} is larger than the data set ({len(data)} images)")
-    batches_per_epoch = len(data) // cfg.batch_size
-    steps_per_epoch = batches_per_epoch / (cfg.n_critic + 1)
+    batch_size = changes.get("batch_size", cfg.batch_size)
+    if batch_size > len(data):
+        raise ConfigError(f"batch size {batch_size} is larger than the data set ({len(data)} images)")
+    batches_per_epoch = len(data) // batch_size
+    steps_per_epoch = batches_per_epoch / batches_per_step(cfg)
     steps = cfg.steps
     if steps is None:
         epochs = cfg.epochs if cfg.epochs is not None else d.get("epochs")
@@ -86,6 +100,8 @@ def resolve_config(cfg: TrainConfig, data: ImageSet) -> TrainConfig:
         changes["eval_every"] = _round_up(max(steps_per_epoch, steps / 50), log)
     if cfg.checkpoint_every is None:
         changes["checkpoint_every"] = _round_up(min(1000, steps / 10), log)
+    if cfg.method == "dcsm" and cfg.kmeans_every is None:
+        changes["kmeans_every"] = max(1, int(round(steps_per_epoch / 4)))
     return cfg.replace(**changes)
 
 
@@ -112,6 +128,15 @@ def build_method(cfg: TrainConfig, data: ImageSet, device: torch.device) -> Clus
                     beta_mi=cfg.beta_mi, beta_adv=cfg.beta_adv, beta_aug=cfg.beta_aug, lambda_gp=cfg.lambda_gp,
                     n_critic=cfg.n_critic, lr=cfg.lr, adam_betas=(cfg.adam_beta1, cfg.adam_beta2),
                     negatives=cfg.negatives, mi_pair_mean=cfg.mi_pair_mean, device=device)
+    if cfg.method == "dcsm":
+        return DCSM(pipeline, cfg.num_clusters, height, len(data), dim_z=cfg.dim_z, width=cfg.backbone_width,
+                    convs_per_stage=cfg.backbone_convs, mi_hidden=cfg.mi_hidden, eps_dt=cfg.eps_dt,
+                    lambda_entropy=cfg.lambda_entropy, standard_threshold=cfg.standard_threshold,
+                    mi_alpha=cfg.mi_alpha, mi_beta=cfg.mi_beta, mi_delta=cfg.mi_delta, mi_negatives=cfg.mi_negatives,
+                    similarity=cfg.similarity, similarity_threshold=cfg.similarity_threshold,
+                    kmeans_scope=cfg.kmeans_scope, kmeans_every=cfg.kmeans_every, kmeans_iters=cfg.kmeans_iters,
+                    repeats=cfg.repeats, ablation=cfg.ablation, lr=cfg.lr,
+                    adam_betas=(cfg.adam_beta1, cfg.adam_beta2), device=device)
     raise ConfigError(f"unknown method '{cfg.method}'")
 
 
@@ -460,7 +485,7 @@ class Trainer:
         record.update({k: v for k, v in zip(keys, values)})
         for name in self.method.live_settings:
             record[name] = self.method.get_live(name)
-        images = n_steps * (self.config.n_critic + 1) * self.config.batch_size
+        images = n_steps * self.method.batches_per_step * self.config.batch_size
         record["steps_per_s"] = n_steps / seconds if seconds > 0 else None
         record["images_per_s"] = images / seconds if seconds > 0 else None
         if bad:
@@ -476,7 +501,8 @@ class Trainer:
     @staticmethod
     def _postfix(r: dict) -> str:
         parts = []
-        for key, label in (("wasserstein", "W"), ("mi_loss", "MI"), ("aug_loss", "Aug"), ("acc", "ACC")):
+        for key, label in (("wasserstein", "W"), ("mi_loss", "MI"), ("aug_loss", "Aug"), ("dt_loss", "DT"),
+                           ("standard_share", "std"), ("mi_global", "MIgl"), ("acc", "ACC")):
             if r.get(key) is not None:
                 parts.append(f"{label}={r[key]:.3f}")
         return " ".join(parts)

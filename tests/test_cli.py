@@ -115,3 +115,9 @@ def test_sigterm_saves_a_checkpoint_and_the_run_resumes(tmp_path):
     assert last == status["step"] == run.metrics()[-1]["step"] >= 5
     proc = cli("resume", str(run_dir), "--steps", str(last + 3), "--no-progress", check=True)
     assert Run(run_dir).status()["state"] == "finished" and Run(run_dir).metrics()[-1]["step"] == last + 3
+
+
+def test_train_help_lists_every_method_and_setting():
+    proc = cli("train", "--help", check=True)
+    for text in ("--method {dccs,dcsm}", "--ablation", "--beta-aug", "--mi-alpha", "--kmeans-scope", "40 %"):
+        assert text in proc.stdout, text

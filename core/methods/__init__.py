@@ -2,5 +2,6 @@
 
 from .base import ClusteringMethod
 from .dccs import DCCS
+from .dcsm import DCSM
 
-__all__ = ["ClusteringMethod", "DCCS"]
+__all__ = ["ClusteringMethod", "DCCS", "DCSM"]

@@ -27,6 +27,11 @@ class ClusteringMethod(nn.Module):
         self.k = k
 
     # -- training ---------------------------------------------------------------------------------------
+    @property
+    def batches_per_step(self) -> int:
+        """Batches one `train_step` draws from the stream (for epochs and throughput)."""
+        return 1
+
     def train_step(self, batches) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 

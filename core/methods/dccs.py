@@ -47,6 +47,10 @@ class DCCS(ClusteringMethod):
             fused=True)
         self.opt_c = torch.optim.Adam(self.critic.parameters(), lr=lr, betas=adam_betas, fused=True)
 
+    @property
+    def batches_per_step(self) -> int:
+        return self.n_critic + 1
+
     def optimizers(self):
         return {"q": self.opt_q, "c": self.opt_c}
 

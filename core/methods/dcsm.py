@@ -1,0 +1,142 @@
+"""DCSM (Peng & Li, Applied Sciences 2023): label similarity + extended mutual information across views.
+
+One training step takes one batch of m images and makes `repeats` updates on it (the paper: "the number of
+training repetitions for each batch of MNIST is 4, and for the rest of the datasets, it is 8"), each with a fresh
+augmentation T(x). Per update, both views go through the network in one pass and
+
+    L = ε·L_DT + L_FT + α·L_LMI + β·L_LMIT + δ·L_LMIC + λ·L_E
+
+with r_ij from k-means on l of the original images (or DCCM's threshold rule), g_ij = l̃_i·l̃_j from the
+transformed images, L_FT on the cluster-standard transformed images, and the three JSD MI terms with negatives
+drawn outside the image's pseudo-cluster. See docs/methods.md for every choice the paper leaves open.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .. import dcsm_losses as L
+from ..augment import InputPipeline
+from ..kmeans import kmeans
+from ..nets import ConvDiscriminator, VGGBackboneNet
+from .base import ClusteringMethod
+
+ABLATIONS = ("none", "oc", "no-ft", "no-mi", "global-local", "local-local")
+
+
+class DCSM(ClusteringMethod):
+    name = "dcsm"
+    live_settings = ()
+
+    def __init__(self, pipeline: InputPipeline, k: int, input_size: int, n_images: int, *, dim_z=30, width=64,
+                 convs_per_stage=1, mi_hidden=256, eps_dt=1.0, lambda_entropy=1.0, standard_threshold=0.9,
+                 mi_alpha=0.2, mi_beta=1.0, mi_delta=0.1, mi_negatives=4, similarity="kmeans",
+                 similarity_threshold=0.9, kmeans_scope="dataset", kmeans_every=100, kmeans_iters=20, repeats=4,
+                 ablation="none", lr=1e-3, adam_betas=(0.9, 0.999), device="cpu"):
+        super().__init__(pipeline, k)
+        if ablation not in ABLATIONS:
+            raise ValueError(f"unknown DCSM ablation '{ablation}' (known: {', '.join(ABLATIONS)})")
+        self.ablation = ablation
+        self.eps_dt, self.lambda_entropy = eps_dt, lambda_entropy
+        self.standard_threshold = standard_threshold
+        self.use_ft = ablation not in ("oc", "no-ft")
+        no_mi = ablation in ("oc", "no-mi")
+        self.mi_alpha = 0.0 if no_mi or ablation == "local-local" else mi_alpha
+        self.mi_beta = 0.0 if no_mi or ablation == "local-local" else mi_beta
+        self.mi_delta = 0.0 if no_mi or ablation == "global-local" else mi_delta
+        self.mi_negatives = mi_negatives
+        self.similarity, self.similarity_threshold = similarity, similarity_threshold
+        self.kmeans_scope, self.kmeans_every, self.kmeans_iters = kmeans_scope, kmeans_every, kmeans_iters
+        self.repeats = repeats
+        self.net = VGGBackboneNet(pipeline.out_channels, k, input_size, dim_z, width, convs_per_stage)
+        c = self.net.map_channels
+        self.disc_global = ConvDiscriminator(c, dim_z, mi_hidden)  # (z̃, C) and (z̃, C̃): L_LMI, L_LMIT
+        self.disc_local = ConvDiscriminator(c, c, mi_hidden)  # (C̃, C): L_LMIC
+        # k-means clusters of every image (dataset scope), refreshed every `kmeans_every` steps; saved with the model
+        self.register_buffer("assign", torch.zeros(n_images, dtype=torch.long))
+        self.to(device)
+        params = list(self.net.local.parameters()) + list(self.net.top.parameters()) + \
+            list(self.net.shared.parameters()) + list(self.net.c_block.parameters())
+        if ablation != "oc":  # DCSM-oc has no IR-block: its weights stay as initialised and are never trained
+            params += list(self.net.ir_block.parameters())
+        if self.mi_alpha or self.mi_beta:
+            params += list(self.disc_global.parameters())
+        if self.mi_delta:
+            params += list(self.disc_local.parameters())
+        self.opt = torch.optim.Adam(params, lr=lr, betas=adam_betas, fused=True)
+
+    @property
+    def batches_per_step(self) -> int:
+        return 1
+
+    def optimizers(self):
+        return {"net": self.opt}
+
+    def encode(self, x):
+        out = self.net(x)
+        return F.softmax(out.logits, dim=1), out.z
+
+    # -- pseudo-similarity ------------------------------------------------------------------------------
+    @torch.no_grad()
+    def refresh_assignments(self, images_u8: torch.Tensor, generator) -> None:
+        """k-means (K clusters) on l of all original images, in evaluation mode."""
+        l, _ = self.embed(images_u8)
+        self.assign.copy_(kmeans(l, self.k, self.kmeans_iters, generator)[0])
+
+    def pseudo_similarity(self, l_clean: torch.Tensor, indices: torch.Tensor, generator) -> torch.Tensor:
+        """r for the batch: from the dataset-wide k-means clusters, a k-means of this batch's l, or a threshold."""
+        if self.similarity == "threshold":
+            return L.similarity_from_threshold(l_clean, self.similarity_threshold)
+        if self.kmeans_scope == "batch":
+            return L.similarity_from_assignments(kmeans(l_clean, self.k, self.kmeans_iters, generator)[0])
+        return L.similarity_from_assignments(self.assign[indices])
+
+    # -- training ---------------------------------------------------------------------------------------
+    def update(self, x: torch.Tensor, x_aug: torch.Tensor, indices: torch.Tensor, generator) -> dict[str, torch.Tensor]:
+        """One optimiser step on a batch of network inputs x and their transformed views x_aug."""
+        m = x.shape[0]
+        out = self.net(torch.cat([x, x_aug]))
+        l_all = F.softmax(out.logits, dim=1)
+        l, l_t = l_all[:m], l_all[m:]
+        fmap, fmap_t = out.fmap[:m], out.fmap[m:]
+        z_t = out.z[m:]
+        r = self.pseudo_similarity(l.detach(), indices, generator)
+        stats: dict[str, torch.Tensor] = {}
+        dt = L.dt_loss(r, L.estimated_similarity(l_t))
+        ent = L.entropy_loss(l_t)
+        total = self.eps_dt * dt + self.lambda_entropy * ent
+        stats["dt_loss"], stats["entropy"] = dt.detach(), -ent.detach()
+        ft, share = L.ft_loss(l_t, self.standard_threshold)
+        stats["standard_share"] = share
+        if self.use_ft:
+            total = total + ft
+            stats["ft_loss"] = ft.detach()
+        if self.mi_alpha or self.mi_beta or self.mi_delta:
+            neg_idx, valid = L.pick_negatives(r, self.mi_negatives, generator)
+            if self.mi_alpha or self.mi_beta:
+                lmi = L.mi_pairs(self.disc_global, z_t, fmap, neg_idx, valid)
+                lmit = L.mi_pairs(self.disc_global, z_t, fmap_t, neg_idx, valid)
+                total = total + self.mi_alpha * lmi + self.mi_beta * lmit
+                stats.update(lmi_loss=lmi.detach(), lmit_loss=lmit.detach(),
+                             mi_global=L.LOG4 - (lmi.detach() + lmit.detach()) / 2)
+            if self.mi_delta:
+                lmic = L.mi_pairs(self.disc_local, fmap_t, fmap, neg_idx, valid)
+                total = total + self.mi_delta * lmic
+                stats.update(lmic_loss=lmic.detach(), mi_local=L.LOG4 - lmic.detach())
+        self.opt.zero_grad(set_to_none=True)
+        total.backward()
+        self.opt.step()
+        stats["loss"] = total.detach()
+        stats["same_cluster_share"] = r.mean()
+        return stats
+
+    def train_step(self, batches) -> dict[str, torch.Tensor]:
+        gen, pipe = batches.generator, self.pipeline
+        if self.similarity == "kmeans" and self.kmeans_scope == "dataset" and \
+                batches.batches_seen % self.kmeans_every == 0:
+            self.refresh_assignments(batches.images, gen)
+        u8 = batches.next()
+        idx, x = batches.last_indices, pipe.clean(u8)
+        updates = [self.update(x, pipe.augment(u8, gen), idx, gen) for _ in range(self.repeats)]
+        return {key: torch.stack([u[key] for u in updates]).mean() for key in updates[0]}
