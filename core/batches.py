@@ -34,7 +34,6 @@ class BatchStream:
         idx = self.perm[start:start + self.batch_size]
         self.position += 1
         self.batches_seen += 1
-        self.last_indices = idx  # which images the batch holds (DCSM looks up their k-means clusters)
         return self.images[idx]
 
     @property

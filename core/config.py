@@ -81,8 +81,10 @@ class TrainConfig:
     similarity: str = _f("kmeans", "how r_ij is built: kmeans (DCSM) or threshold (DCCM's rule, Table 4)",
                          choices=("kmeans", "threshold"))
     similarity_threshold: float = _f(0.9, "cosine of l_i and l_j above which r_ij = 1 (similarity=threshold)")
-    kmeans_scope: str = _f("dataset", "k-means over the l of all images, refreshed every --kmeans-every steps "
-                           "(dataset), or over each batch (batch)", choices=("dataset", "batch"))
+    kmeans_scope: str = _f("dataset", "dataset: k-means centres of l over a sample of the images, refreshed every "
+                           "--kmeans-every steps, each batch assigned to the nearest centre; batch: k-means of each "
+                           "batch's l", choices=("dataset", "batch"))
+    kmeans_sample: int = _f(10000, "images whose l the dataset-scope k-means is fitted on (all, if fewer)")
     kmeans_every: int | None = _f(None, "steps between dataset-wide k-means refreshes (default: a quarter epoch)")
     kmeans_iters: int = _f(20, "Lloyd iterations per k-means")
     repeats: int | None = _f(None, "updates per batch, each with a fresh T(x) (paper: 4 for MNIST, 8 otherwise)")
@@ -185,7 +187,7 @@ def validate(cfg: TrainConfig) -> None:
     need(cfg.colour_mode in COLOUR_MODES, f"colour mode must be one of {', '.join(COLOUR_MODES)}")
     need(cfg.ablation in DCSM_ABLATIONS, f"unknown ablation '{cfg.ablation}' (known: {', '.join(DCSM_ABLATIONS)})")
     for name in ("n_critic", "dim_zs", "log_every", "probe_size", "keep_checkpoints", "dim_z", "backbone_width",
-                 "backbone_convs", "mi_hidden", "mi_negatives", "kmeans_iters"):
+                 "backbone_convs", "mi_hidden", "mi_negatives", "kmeans_iters", "kmeans_sample"):
         need(getattr(cfg, name) >= 1, f"{name.replace('_', '-')} must be at least 1, got {getattr(cfg, name)}")
     need(cfg.batch_size is None or cfg.batch_size >= 2,
          "batch size must be at least 2 (the MI losses need in-batch negatives)")

@@ -135,6 +135,7 @@ def build_method(cfg: TrainConfig, data: ImageSet, device: torch.device) -> Clus
                     mi_alpha=cfg.mi_alpha, mi_beta=cfg.mi_beta, mi_delta=cfg.mi_delta, mi_negatives=cfg.mi_negatives,
                     similarity=cfg.similarity, similarity_threshold=cfg.similarity_threshold,
                     kmeans_scope=cfg.kmeans_scope, kmeans_every=cfg.kmeans_every, kmeans_iters=cfg.kmeans_iters,
+                    kmeans_sample=cfg.kmeans_sample,
                     repeats=cfg.repeats, ablation=cfg.ablation, lr=cfg.lr,
                     adam_betas=(cfg.adam_beta1, cfg.adam_beta2), device=device)
     raise ConfigError(f"unknown method '{cfg.method}'")

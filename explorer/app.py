@@ -180,7 +180,7 @@ class RunView(param.Parameterized):
             text += f"\n\n{i.message}"
         self.status_md.object = text
         live = i.state == "running"
-        self.beta.disabled = not live
+        self.beta.disabled = not live or (i.method or "dccs") != "dccs"  # only DCCS has a β_Aug
         self.stop_btn.disabled = not i.live
         if i.state in ("failed", "broken"):
             self._alert(i.message or i.state, "danger")

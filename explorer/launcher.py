@@ -11,13 +11,13 @@ import sys
 import time
 from pathlib import Path
 
+from core.config import METHODS  # the engine decides which methods exist
 from core.data import NAMED_DATASETS
 from core.errors import UserError
 from core.io import atomic_write_json
 from core.rundir import Run, _pid_alive
 
 REPO = Path(__file__).resolve().parents[1]
-METHODS = ("dccs",)
 
 
 def check_path(text: str, *, must_exist: bool = True, folder: bool | None = None, what: str = "path") -> Path:
@@ -72,7 +72,7 @@ def launch(runs_root: str | Path, *, method: str = "dccs", dataset: str = "digit
            str(run_dir), "--device", device, "--seed", str(int(seed)), "--no-progress"]
     if data_path:
         cmd += ["--data-path", data_path]
-    if beta_aug is not None:
+    if beta_aug is not None and method == "dccs":  # β_Aug is DCCS's; DCSM refuses it
         cmd += ["--beta-aug", str(float(beta_aug))]
     if steps is not None:
         cmd += ["--steps", str(int(steps))]

@@ -200,12 +200,15 @@ def test_dcsm_in_the_shared_engine_writes_its_curves_and_snapshots(tmp_path):
     assert torch.allclose(torch.from_numpy(snap.z_c).sum(1), torch.ones(200), atol=2e-3)  # float16 on disk
 
 
-def test_dataset_kmeans_assignments_are_refreshed(tmp_path):
-    t = _tiny(tmp_path, "a", kmeans_every=1)
-    before = t.method.assign.clone()
+def test_dataset_kmeans_centres_are_refreshed_and_assign_each_batch(tmp_path):
+    t = _tiny(tmp_path, "a", kmeans_every=1, kmeans_sample=500)
+    before = t.method.centres.clone()
     t.method.train_step(t.batches)
-    assert not torch.equal(before, t.method.assign)  # refreshed from all 1,797 images
-    assert len(torch.unique(t.method.assign)) >= 2
+    assert not torch.equal(before, t.method.centres)  # refreshed from l of 500 sampled images
+    l, _ = t.method.embed(t.images[:64])
+    r = t.method.pseudo_similarity(l, t.generator)
+    nearest = torch.cdist(l, t.method.centres).argmin(1)
+    assert torch.equal(r, L.similarity_from_assignments(nearest))
 
 
 def test_resumed_dcsm_run_computes_the_same_losses(tmp_path):

@@ -1,5 +1,6 @@
 """What each view is given for a known run directory (no browser, no UI library)."""
 
+import json
 import time
 
 import numpy as np
@@ -154,3 +155,17 @@ def test_launch_runs_training_in_its_own_process_and_stop_ends_it(tmp_path):
     assert "at least 2" in read_run_info(failed).message
     with pytest.raises(UserError):
         launch(tmp_path / "runs", dataset=str(tmp_path / "no-such-data"))
+
+
+def test_launch_starts_a_dcsm_run_and_leaves_out_the_dccs_only_beta(tmp_path):
+    run_dir = launch(tmp_path / "runs", method="dcsm", dataset="digits", steps=2, beta_aug=3.0, device="cpu",
+                     extra_args=("--backbone-width", "8", "--repeats", "1", "--eval-every", "0",
+                                 "--probe-size", "100"))
+    assert "--beta-aug" not in json.loads((run_dir / "launch.json").read_text())["cmd"]
+    deadline = time.time() + 120
+    while time.time() < deadline and read_run_info(run_dir).state not in ("finished", "failed"):
+        time.sleep(0.2)
+    info = read_run_info(run_dir)
+    assert info.state == "finished" and info.method == "dcsm", info.message
+    with pytest.raises(UserError, match="unknown method"):
+        launch(tmp_path / "runs", method="dcsx")

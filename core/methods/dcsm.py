@@ -32,7 +32,8 @@ class DCSM(ClusteringMethod):
     def __init__(self, pipeline: InputPipeline, k: int, input_size: int, n_images: int, *, dim_z=30, width=64,
                  convs_per_stage=1, mi_hidden=256, eps_dt=1.0, lambda_entropy=1.0, standard_threshold=0.9,
                  mi_alpha=0.2, mi_beta=1.0, mi_delta=0.1, mi_negatives=4, similarity="kmeans",
-                 similarity_threshold=0.9, kmeans_scope="dataset", kmeans_every=100, kmeans_iters=20, repeats=4,
+                 similarity_threshold=0.9, kmeans_scope="dataset", kmeans_every=100, kmeans_iters=20,
+                 kmeans_sample=10000, repeats=4,
                  ablation="none", lr=1e-3, adam_betas=(0.9, 0.999), device="cpu"):
         super().__init__(pipeline, k)
         if ablation not in ABLATIONS:
@@ -48,13 +49,15 @@ class DCSM(ClusteringMethod):
         self.mi_negatives = mi_negatives
         self.similarity, self.similarity_threshold = similarity, similarity_threshold
         self.kmeans_scope, self.kmeans_every, self.kmeans_iters = kmeans_scope, kmeans_every, kmeans_iters
+        self.kmeans_sample = min(kmeans_sample, n_images)
         self.repeats = repeats
         self.net = VGGBackboneNet(pipeline.out_channels, k, input_size, dim_z, width, convs_per_stage)
         c = self.net.map_channels
         self.disc_global = ConvDiscriminator(c, dim_z, mi_hidden)  # (z̃, C) and (z̃, C̃): L_LMI, L_LMIT
         self.disc_local = ConvDiscriminator(c, c, mi_hidden)  # (C̃, C): L_LMIC
-        # k-means clusters of every image (dataset scope), refreshed every `kmeans_every` steps; saved with the model
-        self.register_buffer("assign", torch.zeros(n_images, dtype=torch.long))
+        # dataset scope: k-means centres of l over a sample of the images, refreshed every `kmeans_every` steps and
+        # saved with the model; each batch's images are assigned to the nearest centre
+        self.register_buffer("centres", torch.full((k, k), 1.0 / k))
         self.to(device)
         params = list(self.net.local.parameters()) + list(self.net.top.parameters()) + \
             list(self.net.shared.parameters()) + list(self.net.c_block.parameters())
@@ -79,21 +82,27 @@ class DCSM(ClusteringMethod):
 
     # -- pseudo-similarity ------------------------------------------------------------------------------
     @torch.no_grad()
-    def refresh_assignments(self, images_u8: torch.Tensor, generator) -> None:
-        """k-means (K clusters) on l of all original images, in evaluation mode."""
-        l, _ = self.embed(images_u8)
-        self.assign.copy_(kmeans(l, self.k, self.kmeans_iters, generator)[0])
+    def refresh_centres(self, images_u8: torch.Tensor, generator) -> None:
+        """k-means (K clusters) on l of a random sample of the original images, in evaluation mode.
 
-    def pseudo_similarity(self, l_clean: torch.Tensor, indices: torch.Tensor, generator) -> torch.Tensor:
-        """r for the batch: from the dataset-wide k-means clusters, a k-means of this batch's l, or a threshold."""
+        A sample of `kmeans_sample` images (10,000 by default) places K centres in a K-dimensional space as well as
+        all of them would, and keeps the refresh cheap on large sets; every image is then assigned when its batch
+        comes, from its current l."""
+        n = images_u8.shape[0]
+        pick = torch.randperm(n, generator=generator, device=images_u8.device)[: self.kmeans_sample]
+        l, _ = self.embed(images_u8[pick])
+        self.centres.copy_(kmeans(l, self.k, self.kmeans_iters, generator)[1])
+
+    def pseudo_similarity(self, l_clean: torch.Tensor, generator) -> torch.Tensor:
+        """r for the batch: nearest dataset-wide k-means centre, a k-means of this batch's l, or a threshold."""
         if self.similarity == "threshold":
             return L.similarity_from_threshold(l_clean, self.similarity_threshold)
         if self.kmeans_scope == "batch":
             return L.similarity_from_assignments(kmeans(l_clean, self.k, self.kmeans_iters, generator)[0])
-        return L.similarity_from_assignments(self.assign[indices])
+        return L.similarity_from_assignments(torch.cdist(l_clean, self.centres).argmin(1))
 
     # -- training ---------------------------------------------------------------------------------------
-    def update(self, x: torch.Tensor, x_aug: torch.Tensor, indices: torch.Tensor, generator) -> dict[str, torch.Tensor]:
+    def update(self, x: torch.Tensor, x_aug: torch.Tensor, generator) -> dict[str, torch.Tensor]:
         """One optimiser step on a batch of network inputs x and their transformed views x_aug."""
         m = x.shape[0]
         out = self.net(torch.cat([x, x_aug]))
@@ -101,7 +110,7 @@ class DCSM(ClusteringMethod):
         l, l_t = l_all[:m], l_all[m:]
         fmap, fmap_t = out.fmap[:m], out.fmap[m:]
         z_t = out.z[m:]
-        r = self.pseudo_similarity(l.detach(), indices, generator)
+        r = self.pseudo_similarity(l.detach(), generator)
         stats: dict[str, torch.Tensor] = {}
         dt = L.dt_loss(r, L.estimated_similarity(l_t))
         ent = L.entropy_loss(l_t)
@@ -135,8 +144,8 @@ class DCSM(ClusteringMethod):
         gen, pipe = batches.generator, self.pipeline
         if self.similarity == "kmeans" and self.kmeans_scope == "dataset" and \
                 batches.batches_seen % self.kmeans_every == 0:
-            self.refresh_assignments(batches.images, gen)
+            self.refresh_centres(batches.images, gen)
         u8 = batches.next()
-        idx, x = batches.last_indices, pipe.clean(u8)
-        updates = [self.update(x, pipe.augment(u8, gen), idx, gen) for _ in range(self.repeats)]
+        x = pipe.clean(u8)
+        updates = [self.update(x, pipe.augment(u8, gen), gen) for _ in range(self.repeats)]
         return {key: torch.stack([u[key] for u in updates]).mean() for key in updates[0]}
