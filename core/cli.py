@@ -96,7 +96,14 @@ def kmeans_baseline(data, seed: int = 0) -> dict | None:
 def cmd_train(args) -> int:
     from .trainer import Trainer
 
-    if args.resume:
+    if args.branch_from:
+        if not args.run_dir:
+            raise UserError("--branch-from needs a new run directory: --run-dir NEW")
+        changes = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
+                   if getattr(args, f.name, None) is not None and f.name != "run_dir"}
+        trainer = Trainer.branch(args.branch_from, args.run_dir, step=args.branch_step, **changes)
+        print(f"branching {trainer.run_dir} from {args.branch_from} at step {trainer.step}", file=sys.stderr)
+    elif args.resume:
         if not args.run_dir:
             raise UserError("--resume needs the run to continue: --run-dir RUN")
         overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
@@ -127,6 +134,53 @@ def cmd_train(args) -> int:
     return 0 if result["state"] in ("finished", "stopped") else 1
 
 
+def cmd_tune(args) -> int:
+    from .tuning import SESSION_FILE, SESSION_THRESHOLD, TuningSession, parse_values
+
+    path = Path(args.session_dir)
+    if (path / SESSION_FILE).exists():
+        session = TuningSession(path)
+        print(f"continuing the tuning session in {path}", file=sys.stderr)
+    else:
+        if args.mark:
+            raise UserError(f"{path} holds no tuning session to mark")
+        base = config_from_args(args)
+        session = TuningSession.create(path, base, parse_values(args.values), mode=args.mode,
+                                       warmup_steps=args.warmup_steps, parallel=args.parallel,
+                                       threshold=args.threshold or SESSION_THRESHOLD, stop_at_overlap=not args.no_stop)
+        print(f"tuning session {path}: β_Aug {', '.join(f'{v:g}' for v in session.values)} ({args.mode}, "
+              f"{session.data['base']['steps']} steps each, {args.parallel} at a time)", file=sys.stderr)
+    if args.mark:
+        for item in args.mark:
+            value, _, verdict = item.partition("=")
+            try:
+                session.mark(float(value), verdict.strip())
+            except ValueError:
+                raise UserError(f"--mark takes VALUE=overlap or VALUE=separated, got {item!r}") from None
+    else:
+        session.run(progress=args.progress is not False)
+    print(format_session(session))
+    return 0
+
+
+def format_session(session) -> str:
+    """A table of the session: value, state, overlap score, verdict, and ACC (labels: evaluation only)."""
+    lines = [f"{'β_Aug':>6} {'state':>9} {'score':>7} {'verdict':>10} {'ACC*':>7} {'NMI*':>7}"]
+    for v in session.values:
+        e = session.entry(v)
+        ev = e.get("evaluation") or {}
+        score = f"{e['score']:.3f}" if e.get("score") is not None else "-"
+        mark = session.data["marks"].get(f"beta-{v:g}")
+        verdict = (session.verdict(v) or "-") + (" (person)" if mark else "")
+        lines.append(f"{v:6g} {e['state']:>9} {score:>7} {verdict:>10} "
+                     f"{ev.get('acc', float('nan')):7.4f} {ev.get('nmi', float('nan')):7.4f}")
+    rec = session.recommendation
+    lines.append(f"recommendation: β_Aug = {rec['value']} ({rec['reason']}; by {rec['by']})" if rec
+                 else "recommendation: none yet")
+    lines.append("* ACC/NMI use the labels and are shown for evaluation only; the decision never uses them")
+    return "\n".join(lines)
+
+
 def cmd_eval(args) -> int:
     from .evaluate import evaluate_run, format_confusion
 
@@ -147,10 +201,33 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train a clustering network and write a run directory")
     train.add_argument("--resume", action="store_true",
                        help="continue the run in --run-dir from its last checkpoint (add --steps to train longer)")
+    train.add_argument("--branch-from", metavar="RUN", default=None,
+                       help="start from another run's checkpoint (its latest, or --branch-step) with the settings "
+                            "given here changed (β_Aug, steps); used by β_Aug tuning sessions")
+    train.add_argument("--branch-step", type=int, default=None, help="checkpoint step of --branch-from")
     train.add_argument("--kmeans-baseline", action="store_true",
                        help="also cluster the raw pixels with k-means and print its ACC/NMI/ARI for comparison")
     add_config_arguments(train)
     train.set_defaults(func=cmd_train)
+
+    tune = sub.add_parser("tune", help="β_Aug tuning session: train several values, stop at the first overlap, "
+                                       "recommend the largest separated value")
+    tune.add_argument("--session-dir", required=True, metavar="DIR",
+                      help="session folder (session.json + one run per value); an existing session continues")
+    tune.add_argument("--values", default="1:6", help="β_Aug values: 1,2,3 or a range 1:6 or 1:6:0.5 (default 1:6)")
+    tune.add_argument("--mode", choices=("scratch", "branch"), default="scratch",
+                      help="scratch: every value from fresh weights (the paper's way); branch: from one shared "
+                           "warm-up checkpoint (faster)")
+    tune.add_argument("--warmup-steps", type=int, default=None, help="warm-up length in branch mode (default: a "
+                                                                     "third of --steps)")
+    tune.add_argument("--parallel", type=int, default=1, help="runs trained at the same time (processes)")
+    tune.add_argument("--threshold", type=float, default=None,
+                      help="overlap score from which clusters count as overlapping (default 0.10; docs/tuning.md)")
+    tune.add_argument("--no-stop", action="store_true", help="train every value even after an overlap")
+    tune.add_argument("--mark", action="append", default=[], metavar="VALUE=overlap|separated",
+                      help="record a person's verdict on a value of an existing session (overrides the score)")
+    add_config_arguments(tune, skip={"beta_aug", "run_dir"})
+    tune.set_defaults(func=cmd_tune)
 
     resume = sub.add_parser("resume", help="continue an interrupted run (same as train --resume --run-dir RUN)")
     resume.add_argument("run_dir", metavar="RUN")

@@ -151,7 +151,8 @@ class Trainer:
     """
 
     def __init__(self, config: TrainConfig | dict | None = None, *, data: ImageSet | None = None,
-                 callbacks: list[Callable[[dict], None]] = (), _resume_state: dict | None = None, **overrides):
+                 callbacks: list[Callable[[dict], None]] = (), _resume_state: dict | None = None,
+                 _branch: dict | None = None, **overrides):
         cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(dict(config or {}))
         if overrides:
             cfg = cfg.replace(**overrides)
@@ -194,15 +195,18 @@ class Trainer:
         self.last_record: dict = {}
 
         if _resume_state is None:
+            extra = {"branched_from": {k: _branch[k] for k in ("run", "step")}} if _branch else {}
             self.writer.create({"settings": cfg.to_dict(), "dataset": self.data.describe(),
                                 "device": str(self.device), "versions": library_versions(),
-                                "created": time.time()})
+                                "created": time.time(), **extra})
             self.writer.probe(self.probe_indices, self.data.images[self.probe_indices].numpy(),
                               None if self.data.labels is None else self.data.labels[self.probe_indices],
                               self.data.class_names)
             ctl = Run(self.run_dir).control()
             self.control_seq = int(ctl.get("seq", 0))
             self.writer.status("starting", step=0, total_steps=cfg.steps)
+            if _branch:
+                self._start_branch(_branch)
         else:
             self._load_state(_resume_state)
 
@@ -236,6 +240,51 @@ class Trainer:
         state["changes"] = {k: v for k, v in overrides.items() if v is not None and old.get(k) != v}
         return cls(cfg, data=data, callbacks=callbacks, _resume_state=state)
 
+    @classmethod
+    def branch(cls, source: str | Path, run_dir: str | Path, *, step: int | None = None,
+               data: ImageSet | None = None, callbacks=(), **changes) -> "Trainer":
+        """A new run that continues another run's checkpoint (its latest, or the one at `step`) with live
+        settings changed — β_Aug tuning sessions train every value from one shared warm-up this way.
+
+        `changes` may set β_Aug (applied from the first step after the branch point and recorded as a `set`
+        record), the length and the settings `resume` may change. The new run's metrics.jsonl starts with the
+        source's records up to the branch point, so its curves are whole."""
+        src = Run(source)
+        allowed = {"beta_aug", "steps", "device", "threads", "progress", "log_every", "eval_every",
+                   "snapshot_every", "checkpoint_every", "keep_checkpoints", "data_path", "download"}
+        bad = sorted(k for k, v in changes.items() if k not in allowed and v is not None)
+        if bad:
+            raise ConfigError(f"cannot change {', '.join(bad)} when branching (changeable: {', '.join(sorted(allowed))})")
+        steps = src.checkpoint_steps()
+        if not steps:
+            raise RunError(f"{src.path} has no checkpoint to branch from")
+        if step is None:
+            step = steps[-1]
+        if step not in steps:
+            raise RunError(f"{src.path} has no checkpoint at step {step} (it has: {', '.join(map(str, steps))})")
+        state = torch.load(src.checkpoint_path(step), map_location="cpu", weights_only=True)
+        cfg = TrainConfig.from_dict(src.config["settings"]).replace(
+            run_dir=str(run_dir), **{k: v for k, v in changes.items() if v is not None})
+        if cfg.steps <= step:
+            raise ConfigError(f"the branch starts at step {step}: give it more steps than that (--steps)")
+        return cls(cfg, data=data, callbacks=callbacks,
+                   _branch={"run": str(src.path), "step": step, "state": state,
+                            "records": [r for r in src.metrics() if r.get("step", 0) <= step]})
+
+    def _start_branch(self, branch: dict) -> None:
+        for record in branch["records"]:
+            self.writer.append(record)
+        wanted = {name: self.method.get_live(name) for name in self.method.live_settings}
+        self._load_state({**branch["state"], "changes": {}}, event="branched", source=branch["run"])
+        self.best = {"value": math.inf, "step": None}  # the source's best.pt is not in this run
+        for name, value in wanted.items():  # the checkpoint brought the source's values back: set ours again
+            old = self.method.get_live(name)
+            if old != value:
+                self.method.set_live(name, value)
+                self.writer.append({"kind": "set", "step": self.step + 1, "epoch": self.batches.epoch,
+                                    "time": self._time(), "timestamp": time.time(), "setting": name,
+                                    "value": value, "previous": old, "source": "branch", name: value})
+
     def _state(self) -> dict:
         return {
             "format": CHECKPOINT_FORMAT, "step": self.step, "epoch": self.batches.epoch,
@@ -245,7 +294,7 @@ class Trainer:
             "best": dict(self.best), "control_seq": self.control_seq, "settings": self.config.to_dict(),
         }
 
-    def _load_state(self, state: dict) -> None:
+    def _load_state(self, state: dict, event: str = "resumed", source: str | None = None) -> None:
         if state.get("format") != CHECKPOINT_FORMAT:
             raise RunError(f"checkpoint format {state.get('format')} is not supported by this version")
         self.method.load_state_dict(state["method"])
@@ -258,9 +307,12 @@ class Trainer:
         self.best = dict(state["best"])
         self.control_seq = int(state["control_seq"])
         dropped = self.writer.truncate_after(self.step)
-        self.writer.append({"kind": "event", "event": "resumed", "step": self.step, "epoch": self.batches.epoch,
-                            "time": self.elapsed, "timestamp": time.time(), "dropped_records": dropped,
-                            "changes": state.get("changes", {})})
+        record = {"kind": "event", "event": event, "step": self.step, "epoch": self.batches.epoch,
+                  "time": self.elapsed, "timestamp": time.time(), "dropped_records": dropped,
+                  "changes": state.get("changes", {})}
+        if source:
+            record["source"] = source
+        self.writer.append(record)
         self.writer.status("starting", step=self.step, total_steps=self.config.steps)
 
     # ------------------------------------------------------------------------------------------------------

@@ -429,6 +429,11 @@ class ExplorerApp(param.Parameterized):
         self.view_b = RunView(self.service, name_suffix="-b")
         self.panel_a, self.panel_b = self.view_a.panel(), self.view_b.panel()  # built once, shown or not
         self.main = pn.Row(self.panel_a, sizing_mode="stretch_width")
+        from .tuning_view import TuningView
+
+        self.tuning = TuningView(self.folder.root, self.service)
+        self.tabs = pn.Tabs(("Runs", self.main), ("β_Aug tuning", self.tuning.panel()), dynamic=False,
+                            css_classes=["main-tabs"], sizing_mode="stretch_width")
         self.runs_btn.on_click(lambda e: self._open_folder())
         self.runs_input.param.watch(lambda e: self._open_folder(), "enter_pressed")
         self.run_select.param.watch(lambda e: self.view_a.set_run(e.new), "value")
@@ -447,6 +452,7 @@ class ExplorerApp(param.Parameterized):
             self._folder_alert(str(e))
             return
         self.folder = RunsFolder(path)
+        self.tuning.set_root(path)
         self.view_a.set_run(None)
         self.view_b.set_run(None)
         self._scan()
@@ -479,6 +485,9 @@ class ExplorerApp(param.Parameterized):
         self.view_a.refresh(self._infos.get(self.view_a.run_path))
         if self.compare.value:
             self.view_b.refresh(self._infos.get(self.view_b.run_path))
+        if self.tabs.active == 1:
+            self.tuning.scan()
+            self.tuning.refresh()
 
     def _on_compare(self, event):
         self.run_select_b.visible = event.new
@@ -513,7 +522,7 @@ class ExplorerApp(param.Parameterized):
             pn.pane.Markdown("## Deep clustering explorer"), pn.Row(self.runs_input, self.runs_btn), self.folder_msg,
             self.run_select, self.compare, self.run_select_b, start_form, width=SIDEBAR_WIDTH,
             styles={"border-right": "1px solid #ddd", "padding-right": "8px"})
-        return pn.Row(sidebar, self.main, sizing_mode="stretch_width")
+        return pn.Row(sidebar, self.tabs, sizing_mode="stretch_width")
 
     def start_polling(self):
         pn.state.add_periodic_callback(self.tick, period=self.poll_ms)

@@ -78,11 +78,17 @@ class RunsFolder:
         except OSError as e:
             return [], f"cannot read {self.root}: {e}"
         for p in children:
-            if (p / "config.json").exists() or (p / "launch.json").exists():
-                try:
-                    infos.append(read_run_info(p))
-                except OSError:
-                    continue  # removed while we looked
+            # a β_Aug tuning session keeps its runs one level down: list them as session/run
+            inner = [c for c in sorted(p.iterdir()) if c.is_dir()] if (p / "session.json").is_file() else []
+            for q in [p] + inner:
+                if (q / "config.json").exists() or (q / "launch.json").exists():
+                    try:
+                        info = read_run_info(q)
+                    except OSError:
+                        continue  # removed while we looked
+                    if q is not p:
+                        info.name = f"{p.name}/{q.name}"
+                    infos.append(info)
         infos.sort(key=lambda i: i.created, reverse=True)
         return infos, None
 
