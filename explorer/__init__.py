@@ -1,1 +1,13 @@
-"""Everything a person looks at: projections, views, the β_Aug tuning procedure. Depends on `core`."""
+"""Everything a person looks at: projections, views, the app, notebook dashboards, the β_Aug tuning procedure.
+Depends on `core`."""
+
+
+def __getattr__(name):  # the notebook API pulls in Panel and HoloViews: import it only when asked for
+    if name in ("watch", "Dashboard", "DashboardError"):
+        from . import notebook
+
+        return getattr(notebook, name)
+    raise AttributeError(f"module 'explorer' has no attribute {name!r}")
+
+
+__all__ = ["watch", "Dashboard", "DashboardError"]

@@ -189,7 +189,7 @@ class ProjectionService:
         future = self._executor().submit(compute_map, key[2], x, prev_y, prev_knn)
 
         def store(f: Future):
-            if f.exception() is None:
+            if not f.cancelled() and f.exception() is None:  # a superseded map was cancelled: nothing to keep
                 y, secs, knn = f.result()
                 with self._lock:
                     self.cache[key] = (y, knn)
