@@ -96,7 +96,7 @@ def kmeans_baseline(data, seed: int = 0) -> dict | None:
 def cmd_train(args) -> int:
     from .trainer import Trainer
 
-    if args.branch_from:
+    if getattr(args, "branch_from", None):
         if not args.run_dir:
             raise UserError("--branch-from needs a new run directory: --run-dir NEW")
         changes = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
