@@ -142,14 +142,21 @@ def cmd_tune(args) -> int:
         session = TuningSession(path)
         print(f"continuing the tuning session in {path}", file=sys.stderr)
     else:
-        if args.mark:
-            raise UserError(f"{path} holds no tuning session to mark")
+        if args.mark or args.stop:
+            raise UserError(f"{path} holds no tuning session to {'mark' if args.mark else 'stop'}")
         base = config_from_args(args)
         session = TuningSession.create(path, base, parse_values(args.values), mode=args.mode,
                                        warmup_steps=args.warmup_steps, parallel=args.parallel,
                                        threshold=args.threshold or SESSION_THRESHOLD, stop_at_overlap=not args.no_stop)
         print(f"tuning session {path}: β_Aug {', '.join(f'{v:g}' for v in session.values)} ({args.mode}, "
               f"{session.data['base']['steps']} steps each, {args.parallel} at a time)", file=sys.stderr)
+    if args.stop:
+        if session.data.get("state") != "running":
+            raise UserError(f"the session in {path} is {session.data.get('state')}: there is nothing to stop")
+        session.request_stop(by="cli")
+        print(f"asked the session in {path} to stop: its runs save a checkpoint and stop; run `tune` on it again "
+              "to continue", file=sys.stderr)
+        return 0
     if args.mark:
         for item in args.mark:
             value, _, verdict = item.partition("=")
@@ -159,6 +166,8 @@ def cmd_tune(args) -> int:
                 raise UserError(f"--mark takes VALUE=overlap or VALUE=separated, got {item!r}") from None
     else:
         session.run(progress=args.progress is not False)
+        if session.data["state"] == "stopped":
+            print("stopped on request: run the same command again to continue", file=sys.stderr)
     print(format_session(session))
     return 0
 
@@ -224,6 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--threshold", type=float, default=None,
                       help="overlap score from which clusters count as overlapping (default 0.10; docs/tuning.md)")
     tune.add_argument("--no-stop", action="store_true", help="train every value even after an overlap")
+    tune.add_argument("--stop", action="store_true", help="ask the session training in DIR (another process) to "
+                      "stop; running tune on it again continues it")
     tune.add_argument("--mark", action="append", default=[], metavar="VALUE=overlap|separated",
                       help="record a person's verdict on a value of an existing session (overrides the score)")
     add_config_arguments(tune, skip={"beta_aug", "run_dir"})

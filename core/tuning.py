@@ -32,6 +32,7 @@ from .overlap import recommend, snapshot_overlap
 from .rundir import Run
 
 SESSION_FILE = "session.json"
+STOP_FILE = "stop.json"  # a stop request from another process (the app, a notebook); the running session polls it
 # The session calls a value overlapping from a worst-pair score of 0.10 ("clearly overlapping", about 3.7σ between
 # two Gaussian blobs), not the score's "first contact" level 0.05: on digits the maps of β_Aug 1 and 2 already touch
 # at 0.056–0.072 while their ACC is the best of the sweep (docs/overlap-score.md, docs/tuning.md).
@@ -228,6 +229,29 @@ class TuningSession:
         self.decide()
         self.save()
 
+    def _adopt_marks(self) -> bool:
+        """Take a person's marks from the file (they are written by whoever shows the session, maybe another
+        process, from a copy that may be older); the running session owns everything else in it and saves it again
+        at once, so a stale copy written with a mark is overwritten within a poll. True when the marks changed."""
+        try:
+            marks = json.loads((self.path / SESSION_FILE).read_text(encoding="utf-8")).get("marks", {})
+        except (OSError, ValueError):
+            return False
+        if marks == self.data["marks"]:
+            return False
+        self.data["marks"] = marks
+        return True
+
+    # -- stopping ---------------------------------------------------------------------------------------
+    def request_stop(self, by: str = "person") -> None:
+        """Ask the session that is training (in this process or another) to stop: its runs save a checkpoint and
+        stop, values not started stay pending, and running the session again continues it."""
+        atomic_write_json(self.path / STOP_FILE, {"stop": True, "by": by, "time": time.time()})
+
+    @property
+    def stop_requested(self) -> bool:
+        return (self.path / STOP_FILE).exists()
+
     def decide(self) -> dict | None:
         """The recommendation from the values decided so far: the largest β_Aug before the first overlap, over the
         leading values that have a verdict. None until the first value has one."""
@@ -275,11 +299,15 @@ class TuningSession:
         if threads is None and (base.get("device", "auto") == "cpu" or not _has_cuda()):
             threads = max(1, (os.cpu_count() or 1) // parallel)  # runs side by side share the CPU cores
         started = time.perf_counter()
+        (self.path / STOP_FILE).unlink(missing_ok=True)  # a request left from an earlier, stopped run of it
+        self._adopt_marks()
         self.data["state"] = "running"
         self.save()
         branch = None
         if self.data["mode"] == "branch":
             branch = self._warmup(ctx, base, threads, progress)
+            if branch is None:
+                return self._stopped(started)
         pending = [v for v in self.values if self.entry(v)["state"] not in ("finished", "skipped")]
         running: dict[float, mp.Process] = {}
         devices = _devices(base.get("device", "auto"))
@@ -287,6 +315,16 @@ class TuningSession:
         bar.update(len(self.values) - len(pending))
         try:
             while pending or running:
+                if self.stop_requested:
+                    for v in running:
+                        Run(self.run_dir(v)).request_stop()
+                    for v, proc in running.items():
+                        proc.join()
+                        self.entry(v)["state"] = Run(self.run_dir(v)).status().get("state", "stopped")
+                    return self._stopped(started)
+                if self._adopt_marks():
+                    self.decide()
+                    self.save()
                 stop_at = self._stop_point() if self.data["stop_at_overlap"] else None
                 if stop_at is not None:
                     for v in [v for v in pending if v > stop_at]:
@@ -340,6 +378,14 @@ class TuningSession:
         self.save()
         return self.recommendation
 
+    def _stopped(self, started: float) -> dict | None:
+        """End a run of the session on a stop request: state "stopped"; `run()` again continues it."""
+        self.data["state"] = "stopped"
+        self.data["time"] = (self.data.get("time") or 0) + time.perf_counter() - started
+        self.decide()
+        self.save()
+        return self.recommendation
+
     def _start(self, ctx, value: float, base: dict, branch: dict | None, device: str, threads: int | None):
         run_dir = self.run_dir(value)
         cfg = {**base, "beta_aug": value, "run_dir": str(run_dir), "device": device, "progress": False}
@@ -356,7 +402,7 @@ class TuningSession:
         return proc
 
     def _warmup(self, ctx, base: dict, threads, progress) -> dict:
-        """Train (or find) the shared warm-up run; returns where the values branch from."""
+        """Train (or find) the shared warm-up run; returns where the values branch from (None: stopped)."""
         run_dir = self.path / "warmup"
         steps = int(self.data["warmup_steps"])
         done = run_dir.exists() and steps in Run(run_dir).checkpoint_steps()
@@ -371,7 +417,14 @@ class TuningSession:
                        "progress": False}
                 proc = ctx.Process(target=_train_child, args=(cfg, None, threads, str(run_dir / "train.log")))
             proc.start()
-            proc.join()
+            asked = False
+            while proc.is_alive():
+                proc.join(0.5)
+                if not asked and self.stop_requested:
+                    Run(run_dir).request_stop()
+                    asked = True
+            if asked:
+                return None
             if steps not in Run(run_dir).checkpoint_steps():
                 raise RunError(f"the warm-up run failed: {_last_line(run_dir / 'train.log')}")
         self.data["warmup"] = {"run": "warmup", "steps": steps}
@@ -431,4 +484,4 @@ def find_sessions(root: str | Path) -> list[Path]:
     return sorted(found, key=lambda p: (p / SESSION_FILE).stat().st_mtime, reverse=True)
 
 
-__all__ = ["TuningSession", "parse_values", "find_sessions", "SESSION_FILE", "MODES", "ConfigError"]
+__all__ = ["TuningSession", "parse_values", "find_sessions", "SESSION_FILE", "STOP_FILE", "MODES", "ConfigError"]

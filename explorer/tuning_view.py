@@ -120,6 +120,8 @@ class TuningView(param.Parameterized):
         self.btn_separated = pn.widgets.Button(label="These are separated", color="success",
                                                css_classes=["mark-separated"], disabled=True, width=170)
         self.btn_clear = pn.widgets.Button(label="Use the score", css_classes=["mark-clear"], disabled=True, width=120)
+        self.btn_stop = pn.widgets.Button(label="Stop session", color="warning", css_classes=["session-stop"],
+                                          disabled=True, width=120)
         self.status = pn.pane.Markdown("No tuning session yet: start one below, or with `python -m core tune`.",
                                        css_classes=["session-status"], sizing_mode="stretch_width")
         self.detail = pn.pane.Markdown("", css_classes=["session-detail"], sizing_mode="stretch_width")
@@ -146,6 +148,7 @@ class TuningView(param.Parameterized):
         self.btn_overlap.on_click(lambda e: self._mark("overlap"))
         self.btn_separated.on_click(lambda e: self._mark("separated"))
         self.btn_clear.on_click(lambda e: self._mark(None))
+        self.btn_stop.on_click(lambda e: self._on_stop())
         self.f_start.on_click(self._on_start)
         self.scan()
 
@@ -226,7 +229,8 @@ class TuningView(param.Parameterized):
         frame = session_frame(s)
         rec = s.recommendation
         selected = float(self.slider.value)
-        key = (frame.to_json(), str(rec), selected, tuple(sorted(self.maps)))
+        key = (frame.to_json(), str(rec), selected, tuple(sorted(self.maps)), tuple(sorted(self.jobs)),
+               s.data.get("state"), s.stop_requested)
         if key == self._shown:
             return
         self._shown = key
@@ -251,6 +255,7 @@ class TuningView(param.Parameterized):
         scored = e.get("score") is not None or e["state"] == "finished"
         self.btn_overlap.disabled = self.btn_separated.disabled = not scored
         self.btn_clear.disabled = f"beta-{selected:g}" not in s.data["marks"]
+        self.btn_stop.disabled = state != "running" or s.stop_requested
         panes = []
         for v in s.values:
             verdict = s.verdict(v)
@@ -258,10 +263,10 @@ class TuningView(param.Parameterized):
             if v in self.maps:
                 y, pred, k = self.maps[v]
                 obj = pn.pane.HoloViews(small_map(y, pred, k, title, v == selected), linked_axes=False,
-                                        width=MAP_SIZE + 10, sizing_mode="fixed")
+                                        width=MAP_SIZE + 10, sizing_mode="fixed", name=title)
             else:
                 what = "computing the t-SNE map …" if v in self.jobs else e_state(s, v)
-                obj = pn.pane.Markdown(f"**{title}**\n\n{what}", width=MAP_SIZE, height=MAP_SIZE,
+                obj = pn.pane.Markdown(f"**{title}**\n\n{what}", width=MAP_SIZE, height=MAP_SIZE, name=title,
                                        styles={"border": "1px dashed #bbb", "padding": "6px"})
             panes.append(obj)
         self.map_row.objects = panes
@@ -281,6 +286,25 @@ class TuningView(param.Parameterized):
         self._shown = None
         self._draw()
 
+    def stop_session(self) -> None:
+        """Ask the training session to stop (it may run in another process); UserError when it is not running."""
+        s = self.session
+        if s is None:
+            raise UserError("no tuning session is open")
+        s.reload()
+        if s.data.get("state") != "running":
+            raise UserError(f"the session is {s.data.get('state')}: there is nothing to stop")
+        s.request_stop()
+        self.btn_stop.disabled = True
+        self._show_alert("stop requested: the session's runs save a checkpoint and stop; running the session again "
+                         "continues it")
+
+    def _on_stop(self) -> None:
+        try:
+            self.stop_session()
+        except (UserError, RunError, OSError) as e:
+            self._show_alert(f"could not stop the session: {e}")
+
     def _show_alert(self, text: str) -> None:
         self.alert.object = text
         self.alert.visible = bool(text)
@@ -298,13 +322,17 @@ class TuningView(param.Parameterized):
         self.scan()
         self.select.value = str(path)
 
-    def panel(self) -> pn.viewable.Viewable:
+    def panel(self, chooser: bool = True) -> pn.viewable.Viewable:
+        """The tab. `chooser=False` leaves out the session list and the start form (one session, as in a
+        notebook)."""
         form = pn.Card(self.f_dataset, self.f_values, self.f_mode, self.f_parallel, self.f_steps, self.f_device,
                        self.f_start, self.f_msg, title="Start a tuning session", collapsed=True,
                        sizing_mode="stretch_width")
-        controls = pn.Column(self.select, self.slider,
-                             pn.Row(self.btn_overlap, self.btn_separated, self.btn_clear), self.detail, form,
-                             width=420)
+        head = [self.select] if chooser else []
+        tail = [form] if chooser else []
+        controls = pn.Column(*head, self.slider,
+                             pn.Row(self.btn_overlap, self.btn_separated, self.btn_clear), self.btn_stop,
+                             self.detail, *tail, width=420)
         return pn.Column(self.alert, self.status, pn.Row(controls, pn.Column(self.plot, self.table)),
                          pn.pane.Markdown("#### t-SNE maps of z, one per β_Aug, coloured by predicted cluster"),
                          self.map_row, sizing_mode="stretch_width", css_classes=["tuning-view"])
@@ -312,7 +340,8 @@ class TuningView(param.Parameterized):
 
 def e_state(session: TuningSession, value: float) -> str:
     e = session.entry(value)
-    return {"pending": "waiting to train", "running": "training …", "skipped": "not trained: a smaller value "
+    return {"pending": "waiting to train", "running": "training …", "stopped": "stopped on request; running the "
+            "session again continues it", "skipped": "not trained: a smaller value "
             "already overlaps", "failed": f"failed: {e.get('message', '')}"}.get(e["state"], e["state"])
 
 

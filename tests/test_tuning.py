@@ -141,3 +141,22 @@ def test_short_session_on_digits_end_to_end_and_the_app_opens_it(tmp_path):
     # the session's runs show in the runs list as session/run
     names = {i.name for i in RunsFolder(root).scan()[0]}
     assert {"tune-digits/beta-1", "tune-digits/warmup"} <= names
+
+
+def test_a_running_session_adopts_marks_another_process_saved(tmp_path):
+    runner = _session(tmp_path, values=(1, 2))
+    viewer = TuningSession(tmp_path / "s")  # e.g. the app, with its own copy of the file
+    _score(runner, 1, 0.01)
+    runner.decide()
+    runner.save()
+    viewer.mark(1, "overlap")  # written from the viewer's older copy (no score for β_Aug 1 in it)
+    assert TuningSession(tmp_path / "s").entry(1)["score"] is None
+    assert runner._adopt_marks() and runner.verdict(1) == "overlap"
+    assert not runner._adopt_marks()  # nothing new
+    runner.decide()
+    runner.save()  # what the running session does at once when the marks changed: its score and the mark
+    saved = TuningSession(tmp_path / "s")
+    assert saved.entry(1)["score"] == 0.01 and saved.data["marks"]["beta-1"]["by"] == "person"
+    assert saved.recommendation["value"] is None
+    runner.request_stop()
+    assert runner.stop_requested and viewer.stop_requested
