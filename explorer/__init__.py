@@ -7,7 +7,11 @@ def __getattr__(name):  # the notebook API pulls in Panel and HoloViews: import 
         from . import notebook
 
         return getattr(notebook, name)
+    if name in ("watch_session", "SessionDashboard"):
+        from . import session_dashboard
+
+        return getattr(session_dashboard, name)
     raise AttributeError(f"module 'explorer' has no attribute {name!r}")
 
 
-__all__ = ["watch", "Dashboard", "DashboardError"]
+__all__ = ["watch", "Dashboard", "DashboardError", "watch_session", "SessionDashboard"]
