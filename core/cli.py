@@ -102,28 +102,41 @@ def cmd_train(args) -> int:
         changes = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
                    if getattr(args, f.name, None) is not None and f.name != "run_dir"}
         trainer = Trainer.branch(args.branch_from, args.run_dir, step=args.branch_step, **changes)
-        print(f"branching {trainer.run_dir} from {args.branch_from} at step {trainer.step}", file=sys.stderr)
+        if trainer.dist.is_main:
+            print(f"branching {trainer.run_dir} from {args.branch_from} at step {trainer.step}", file=sys.stderr)
     elif args.resume:
         if not args.run_dir:
             raise UserError("--resume needs the run to continue: --run-dir RUN")
         overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
                      if getattr(args, f.name, None) is not None and f.name != "run_dir"}
         trainer = Trainer.resume(args.run_dir, **overrides)
-        print(f"resuming {trainer.run_dir} at step {trainer.step} of {trainer.config.steps}", file=sys.stderr)
+        if trainer.dist.is_main:
+            print(f"resuming {trainer.run_dir} at step {trainer.step} of {trainer.config.steps}", file=sys.stderr)
     else:
         trainer = Trainer(config_from_args(args))
         cfg = trainer.config
         weights = f"β_Aug={cfg.beta_aug:g}" if cfg.method == "dccs" else \
             f"ablation={cfg.ablation}, α/β/δ={cfg.mi_alpha:g}/{cfg.mi_beta:g}/{cfg.mi_delta:g}"
-        print(f"run directory: {trainer.run_dir}  ({cfg.method}, {trainer.data.name}: {len(trainer.data)} images "
-              f"{trainer.data.size[0]}×{trainer.data.size[1]}, K={cfg.num_clusters}, {weights}, "
-              f"{cfg.steps} steps on {trainer.device})", file=sys.stderr)
+        if trainer.dist.is_main:
+            print(f"run directory: {trainer.run_dir}  ({cfg.method}, {trainer.data.name}: {len(trainer.data)} images "
+                  f"{trainer.data.size[0]}×{trainer.data.size[1]}, K={cfg.num_clusters}, {weights}, "
+                  f"{cfg.steps} steps on {trainer.device}"
+                  + (f", {trainer.dist.world_size} processes" if trainer.dist.active else "") + ")", file=sys.stderr)
     _install_signal_handlers(trainer)
-    result = trainer.fit()
+    try:
+        result = trainer.fit()
+    finally:
+        from .distributed import cleanup
+
+        cleanup()
+    if not trainer.dist.is_main:  # rank 0 reports for every process of a torchrun launch
+        return 0 if result["state"] in ("finished", "stopped") else 1
     if result["state"] == "stopped":
         print(f"stopped at step {result['step']} ({result['message']}); continue with: "
               f"python -m core train --resume --run-dir {trainer.run_dir}", file=sys.stderr)
-    print(f"{trainer.data.name}: {result['step']} steps in {result['time']:.0f} s on {result['device']}")
+    where = (f" ({trainer.dist.world_size} processes, largest parameter difference between them "
+             f"{result['distributed']['param_spread']:g})" if trainer.dist.active else "")
+    print(f"{trainer.data.name}: {result['step']} steps in {result['time']:.0f} s on {result['device']}{where}")
     _print_metrics(result)
     if args.kmeans_baseline:
         base = kmeans_baseline(trainer.data, trainer.config.seed)

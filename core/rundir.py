@@ -45,6 +45,34 @@ def checkpoint_name(step: int) -> str:
 # ----------------------------------------------------------------------------------------------------------
 # writing
 # ----------------------------------------------------------------------------------------------------------
+class NullWriter:
+    """What a rank other than 0 writes in distributed training: nothing (rank 0 writes the run directory)."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    def create(self, config: dict) -> None:
+        pass
+
+    def append(self, record: dict) -> None:
+        pass
+
+    def status(self, state: str, **info) -> None:
+        pass
+
+    def probe(self, *args) -> None:
+        pass
+
+    def summary(self, summary: dict) -> None:
+        pass
+
+    def poll_control(self) -> None:
+        return None
+
+    def truncate_after(self, step: int) -> int:
+        return 0
+
+
 class RunWriter:
     """Everything the trainer writes into a run directory."""
 

@@ -20,7 +20,7 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from . import __version__
+from . import __version__, distributed
 from .augment import AugmentSettings, InputPipeline
 from .batches import BatchStream
 from .config import METHOD_DEFAULTS, PAPER_CROP_AREA_MIN, TrainConfig, dataset_defaults, validate
@@ -29,7 +29,7 @@ from .errors import ConfigError, RunError, TrainingDiverged
 from .io import atomic_torch_save, link_atomic
 from .methods import DCCS, DCSM, ClusteringMethod
 from .metrics import cluster_statistics, evaluate
-from .rundir import Run, RunWriter, checkpoint_name
+from .rundir import NullWriter, Run, RunWriter, checkpoint_name
 
 CHECKPOINT_FORMAT = 1
 
@@ -56,8 +56,9 @@ def batches_per_step(cfg: TrainConfig) -> int:
     return cfg.n_critic + 1 if cfg.method == "dccs" else 1
 
 
-def resolve_config(cfg: TrainConfig, data: ImageSet) -> TrainConfig:
-    """Fill every None setting from the method's and the data set's defaults and check what needs the data."""
+def resolve_config(cfg: TrainConfig, data: ImageSet, world_size: int = 1) -> TrainConfig:
+    """Fill every None setting from the method's and the data set's defaults and check what needs the data.
+    `world_size` processes each take `batch_size` images of a step (distributed training)."""
     validate(cfg)
     d = dataset_defaults(cfg.dataset, data.channels, cfg.method)
     changes = {}
@@ -83,7 +84,7 @@ def resolve_config(cfg: TrainConfig, data: ImageSet) -> TrainConfig:
         raise ConfigError(f"the number of clusters K must lie between 2 and the number of images ({len(data)}), "
                           f"got {k}")
     changes["num_clusters"] = k
-    batch_size = changes.get("batch_size", cfg.batch_size)
+    batch_size = changes.get("batch_size", cfg.batch_size) * world_size
     if batch_size > len(data):
         raise ConfigError(f"batch size {batch_size} is larger than the data set ({len(data)} images)")
     batches_per_epoch = len(data) // batch_size
@@ -103,6 +104,12 @@ def resolve_config(cfg: TrainConfig, data: ImageSet) -> TrainConfig:
     if cfg.method == "dcsm" and cfg.kmeans_every is None:
         changes["kmeans_every"] = max(1, int(round(steps_per_epoch / 4)))
     return cfg.replace(**changes)
+
+
+def _backend() -> str | None:
+    import torch.distributed as dist
+
+    return dist.get_backend() if dist.is_initialized() else None
 
 
 def library_versions() -> dict:
@@ -159,23 +166,29 @@ class Trainer:
         validate(cfg)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
-        self.device = resolve_device(cfg.device)
+        self.dist, device_name = distributed.setup(cfg.device)
+        self.device = resolve_device(device_name)
         self.data = data if data is not None else load_dataset(
             cfg.dataset, cfg.data_path, download=cfg.download, image_size=cfg.image_size, progress=cfg.progress)
-        self.config = resolve_config(cfg, self.data) if _resume_state is None else cfg
+        self.config = resolve_config(cfg, self.data, self.dist.world_size) if _resume_state is None else cfg
         cfg = self.config
         if cfg.run_dir is None:
             stamp = time.strftime("%Y%m%d-%H%M%S")
-            self.config = cfg = cfg.replace(run_dir=str(Path("runs") / f"{Path(cfg.dataset).stem}-{cfg.method}-{stamp}"))
+            run_dir = str(Path("runs") / f"{Path(cfg.dataset).stem}-{cfg.method}-{stamp}")
+            self.config = cfg = cfg.replace(run_dir=distributed.broadcast_object(run_dir, self.dist))
         self.run_dir = Path(cfg.run_dir)
-        self.writer = RunWriter(self.run_dir)
+        self.writer = RunWriter(self.run_dir) if self.dist.is_main else NullWriter(self.run_dir)
 
         torch.manual_seed(cfg.seed)
         self.method = build_method(cfg, self.data, self.device)
         self.images = self.data.images.to(self.device)
-        self.generator = torch.Generator(device=self.device)
-        self.generator.manual_seed(cfg.seed)
-        self.batches = BatchStream(self.images, cfg.batch_size, self.generator)
+        if self.dist.active:  # each rank its share of every global batch, and its own noise
+            self.batches = distributed.ShardedBatchStream(self.images, cfg.batch_size, cfg.seed, self.dist)
+            self.generator = self.batches.generator
+        else:
+            self.generator = torch.Generator(device=self.device)
+            self.generator.manual_seed(cfg.seed)
+            self.batches = BatchStream(self.images, cfg.batch_size, self.generator)
         rng = np.random.default_rng(cfg.seed)
         n_probe = min(cfg.probe_size, len(self.data))
         self.probe_indices = np.sort(rng.choice(len(self.data), n_probe, replace=False))
@@ -194,21 +207,27 @@ class Trainer:
         self.error: BaseException | None = None
         self.last_record: dict = {}
 
+        self._agreed_stop = False  # distributed: the ranks stop together, at a step rank 0 announced
         if _resume_state is None:
             extra = {"branched_from": {k: _branch[k] for k in ("run", "step")}} if _branch else {}
+            if self.dist.active:
+                extra["distributed"] = {"world_size": self.dist.world_size, "backend": _backend(),
+                                        "global_batch_size": cfg.batch_size * self.dist.world_size}
             self.writer.create({"settings": cfg.to_dict(), "dataset": self.data.describe(),
                                 "device": str(self.device), "versions": library_versions(),
                                 "created": time.time(), **extra})
             self.writer.probe(self.probe_indices, self.data.images[self.probe_indices].numpy(),
                               None if self.data.labels is None else self.data.labels[self.probe_indices],
                               self.data.class_names)
-            ctl = Run(self.run_dir).control()
+            ctl = Run(self.run_dir).control() if self.dist.is_main else {}
             self.control_seq = int(ctl.get("seq", 0))
             self.writer.status("starting", step=0, total_steps=cfg.steps)
             if _branch:
                 self._start_branch(_branch)
         else:
             self._load_state(_resume_state)
+        if self.dist.active:  # after any checkpoint is loaded: DDP starts from rank 0's weights
+            self.method.distribute(self.dist, self.device)
 
     # ------------------------------------------------------------------------------------------------------
     # resuming
@@ -416,14 +435,16 @@ class Trainer:
         self._emit({"type": "status", "state": "running", "step": self.step})
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=cfg.steps, initial=self.step, unit="step", dynamic_ncols=True, disable=not cfg.progress,
+        bar = tqdm(total=cfg.steps, initial=self.step, unit="step", dynamic_ncols=True,
+                   disable=not cfg.progress or not self.dist.is_main,
                    desc=f"{cfg.method} {Path(cfg.dataset).stem}")
         window: dict[str, torch.Tensor] = {}
         window_steps, window_start = 0, time.perf_counter()
         self.method.train()
         try:
-            while self.step < cfg.steps and self._stop_reason is None:
-                self._apply_pending()
+            while self.step < cfg.steps and not self._stopping():
+                if not self.dist.active:  # distributed: applied when the ranks agree on it (_sync_control)
+                    self._apply_pending()
                 out = self.method.train_step(self.batches)
                 self.step += 1
                 window_steps += 1
@@ -438,7 +459,7 @@ class Trainer:
                 if s % cfg.log_every == 0 or any(due.values()) or s == cfg.steps:
                     record = self._flush(window, window_steps, time.perf_counter() - window_start)
                     window, window_steps = {}, 0
-                    if due["eval"] or s == cfg.steps:
+                    if (due["eval"] or s == cfg.steps) and self.dist.is_main:
                         record.update(self.evaluate())
                     self.writer.append(record)
                     self.last_record = record
@@ -450,14 +471,23 @@ class Trainer:
                     if due["checkpoint"]:
                         self.checkpoint(record)
                     self._poll_control()
+                    self._sync_control()
                     self._heartbeat()
                     window_start = time.perf_counter()  # throughput counts training only, not the work above
             if window_steps:
                 record = self._flush(window, window_steps, time.perf_counter() - window_start)
-                record.update(self.evaluate())
+                if self.dist.is_main:
+                    record.update(self.evaluate())
                 self.writer.append(record)
                 self.last_record = record
                 self._emit({"type": "record", **record})
+            # the weights and the live settings (β_Aug) of every rank against rank 0's: the last collective
+            spread = distributed.spread([*self.method.parameters(),
+                                         *(getattr(self.method, n) for n in self.method.live_settings)], self.dist)
+            if not self.dist.is_main:
+                self.result = {"state": "finished" if self.step >= cfg.steps else "stopped", "step": self.step,
+                               "rank": self.dist.rank, "param_spread": spread}
+                return self.result
             if "size_entropy" not in self.last_record:  # stopped right after a plain log step
                 self.last_record = {**self.last_record, **self.evaluate()}
             finished = self.step >= cfg.steps
@@ -467,6 +497,8 @@ class Trainer:
             state = "finished" if finished else "stopped"
             message = "" if finished else (self._stop_reason or "")
             self.result = self._summary(state, message)
+            if self.dist.active:
+                self.result["distributed"] = {"world_size": self.dist.world_size, "param_spread": spread}
             self.writer.summary(self.result)
             self.writer.status(state, step=self.step, total_steps=cfg.steps, message=message)
             self._emit({"type": "end", "state": state, "step": self.step, "message": message,
@@ -496,6 +528,24 @@ class Trainer:
         if now - getattr(self, "_last_beat", 0.0) >= every:
             self._last_beat = now
             self.writer.status("running", step=self.step, total_steps=self.config.steps)
+
+    def _stopping(self) -> bool:
+        return self._agreed_stop if self.dist.active else self._stop_reason is not None
+
+    def _sync_control(self) -> None:
+        """Distributed: rank 0's pending changes and stop request reach every rank at this same step (every rank
+        runs the same logging schedule), so the ranks never train with different β_Aug or stop apart."""
+        if not self.dist.active:
+            return
+        with self._lock:
+            mine = {"pending": dict(self._pending), "stop": self._stop_reason}
+        agreed = distributed.broadcast_object(mine, self.dist)
+        with self._lock:
+            self._pending = dict(agreed["pending"])
+        if agreed["stop"] is not None:
+            self._stop_reason = agreed["stop"]
+            self._agreed_stop = True
+        self._apply_pending()
 
     def _apply_pending(self) -> None:
         if not self._pending:
@@ -531,14 +581,15 @@ class Trainer:
     def _flush(self, window: dict[str, torch.Tensor], n_steps: int, seconds: float) -> dict:
         """Average the window's losses with one host synchronisation; stop on NaN or infinity."""
         keys = list(window)
-        values = (torch.stack([window[k] for k in keys]).double() / n_steps).cpu().tolist() if keys else []
+        values = (distributed.average(torch.stack([window[k] for k in keys]).double() / n_steps, self.dist)
+                  .cpu().tolist() if keys else [])
         record = {"kind": "train", "step": self.step, "epoch": round(self.batches.epoch, 4),
                   "time": round(self._time(), 3), "timestamp": time.time()}
         bad = [k for k, v in zip(keys, values) if not math.isfinite(v)]
         record.update({k: v for k, v in zip(keys, values)})
         for name in self.method.live_settings:
             record[name] = self.method.get_live(name)
-        images = n_steps * self.method.batches_per_step * self.config.batch_size
+        images = n_steps * self.method.batches_per_step * self.config.batch_size * self.dist.world_size
         record["steps_per_s"] = n_steps / seconds if seconds > 0 else None
         record["images_per_s"] = images / seconds if seconds > 0 else None
         if bad:
@@ -579,7 +630,9 @@ class Trainer:
             out.update(evaluate(self.data.labels, z_c.argmax(1)))
         return out
 
-    def snapshot(self) -> Path:
+    def snapshot(self) -> Path | None:
+        if not self.dist.is_main:  # rank 0 writes the run directory
+            return None
         idx = torch.from_numpy(self.probe_indices)
         z_c, z_s = self.predict(self.data.images[idx])
         labels = None if self.data.labels is None else self.data.labels[self.probe_indices]
@@ -591,8 +644,10 @@ class Trainer:
         self._emit({"type": "snapshot", "step": self.step, "path": str(path), "metrics": metrics})
         return path
 
-    def checkpoint(self, record: dict | None = None) -> Path:
+    def checkpoint(self, record: dict | None = None) -> Path | None:
         """Write the full training state atomically; keep the newest few and the best by the Wasserstein curve."""
+        if not self.dist.is_main:  # every rank holds the same weights: rank 0's are the run's
+            return None
         value = (record or {}).get(self.config.best_metric)
         eligible = self.step >= self.config.best_after * self.config.steps
         is_best = eligible and value is not None and math.isfinite(value) and value < self.best["value"]

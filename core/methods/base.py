@@ -38,6 +38,13 @@ class ClusteringMethod(nn.Module):
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         raise NotImplementedError
 
+    def distribute(self, ctx, device: torch.device) -> None:
+        """Wrap the networks for data-parallel training (`core.distributed`); inference keeps using the plain
+        modules, so rank 0 can evaluate alone."""
+        from ..errors import ConfigError
+
+        raise ConfigError(f"distributed training (torchrun) is implemented for DCCS, not for {self.name.upper()}")
+
     def set_live(self, name: str, value: float) -> None:
         if name not in self.live_settings:
             raise KeyError(f"{name} cannot be changed while training (changeable: {', '.join(self.live_settings)})")

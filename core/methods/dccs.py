@@ -7,7 +7,7 @@ import itertools
 import torch
 import torch.nn.functional as F
 
-from .. import losses
+from .. import distributed, losses
 from ..augment import InputPipeline
 from ..nets import LeakyMLP, build_encoder
 from .base import ClusteringMethod
@@ -46,6 +46,17 @@ class DCCS(ClusteringMethod):
             itertools.chain(self.encoder.parameters(), self.discriminator.parameters()), lr=lr, betas=adam_betas,
             fused=True)
         self.opt_c = torch.optim.Adam(self.critic.parameters(), lr=lr, betas=adam_betas, fused=True)
+        # the networks the training steps call: the modules themselves, or their DDP wrappers (a plain dict, so
+        # the wrappers are not submodules and the state dict stays the same in one process and in several)
+        self.train_nets = {"encoder": self.encoder, "critic": self.critic, "discriminator": self.discriminator}
+
+    def distribute(self, ctx, device):
+        """DDP for the encoder, the critic and the discriminator. Per step: the critic's update averages its
+        gradients (WGAN-GP's double backward included) over the ranks; the encoder's and the discriminator's
+        joint update averages theirs. The critic is called unwrapped while it is fixed (the encoder's update), and
+        the encoder unwrapped under no_grad (the critic's update), so no collective waits for a gradient that
+        never comes."""
+        self.train_nets = {name: distributed.wrap(net, ctx, device) for name, net in self.train_nets.items()}
 
     @property
     def batches_per_step(self) -> int:
@@ -64,12 +75,13 @@ class DCCS(ClusteringMethod):
     def critic_step(self, x: torch.Tensor, gen) -> dict[str, torch.Tensor]:
         """One critic update on network inputs x (Algorithm 1, lines 3–6)."""
         m = x.shape[0]
+        critic = self.train_nets["critic"]
         with torch.no_grad():
             z = self._z(self.encoder(x))
         z_prior = losses.sample_prior(m, self.k, self.dim_zs, self.prior_std, gen, x.device)
         eps = torch.rand(m, generator=gen, device=x.device)
-        c_z, c_prior = self.critic(z), self.critic(z_prior)
-        gp = losses.gradient_penalty(self.critic, z, z_prior, eps)
+        c_z, c_prior = critic(z), critic(z_prior)
+        gp = losses.gradient_penalty(critic, z, z_prior, eps)
         loss = losses.critic_loss(c_z, c_prior, gp, self.lambda_gp, self.beta_adv)
         self.opt_c.zero_grad(set_to_none=True)
         loss.backward()
@@ -80,8 +92,9 @@ class DCCS(ClusteringMethod):
     def encoder_step(self, x: torch.Tensor, x_aug: torch.Tensor, gen) -> dict[str, torch.Tensor]:
         """One joint update of Q and D on a batch and its augmented view (Algorithm 1, lines 8–12)."""
         m = x.shape[0]
-        out_aug = self.encoder(x_aug)
-        out = self.encoder(x)
+        encoder = self.train_nets["encoder"]
+        out_aug = encoder(x_aug)
+        out = encoder(x)
         z = self._z(out)
         self.critic.requires_grad_(False)  # C is fixed during Q's update: skip its weight gradients
         try:
@@ -90,7 +103,7 @@ class DCCS(ClusteringMethod):
             self.critic.requires_grad_(True)
         neg = losses.in_batch_negatives(m, gen, x.device, self.derangement)
         d_in = torch.cat([torch.cat([out.features, z], 1), torch.cat([out.features, z[neg]], 1)])
-        d_logits = self.discriminator(d_in)
+        d_logits = self.train_nets["discriminator"](d_in)
         l_mi = losses.mi_loss(d_logits[:m], d_logits[m:], self.mi_pair_mean)
         l_aug = losses.augmentation_loss(out.logits, out_aug.logits)
         l_adv = losses.encoder_adversarial_loss(c_z)
