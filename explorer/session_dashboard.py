@@ -15,8 +15,8 @@ buttons and a Stop button — as one ipywidget, while the session trains in the 
     dash.mark("separated")       # a person's call on the selected value, saved in session.json
     dash.wait()                  # until the session has ended and every scored value's map is shown
 
-Given a session folder that another process trains (`python -m core tune`, the app), it shows and steers that one;
-its Stop goes through the session's stop file. The views are `explorer.tuning_view.TuningView`, refreshed by a
+Given a session folder (another process may train it: `python -m core tune`, the app) it watches and steers that
+one — its Stop goes through the session's stop file — and trains it here only when `dash.start()` is called. The views are `explorer.tuning_view.TuningView`, refreshed by a
 daemon thread, exactly as `explorer.watch` does for one run.
 """
 
@@ -103,7 +103,9 @@ class SessionDashboard:
             raise DashboardError(self.view.alert.object or f"cannot open the session in {self.path}")
         self._panel = None
         self._widget = None
-        if start and self.session.data.get("state") == "created":
+        # a TuningSession object is this kernel's to train; a folder may be another process's (which may not have
+        # marked it running yet), so it is only watched unless dash.start() is called
+        if start and isinstance(source, TuningSession) and self.session.data.get("state") == "created":
             self.start()
         self._thread: threading.Thread | None = None
         if auto_refresh:
@@ -341,7 +343,8 @@ def _resolve(source) -> Path:
 
 def watch_session(source, *, interval: float = DEFAULT_INTERVAL, service: ProjectionService | None = None,
                   start: bool = True) -> SessionDashboard:
-    """A live dashboard of a β_Aug tuning session: `source` is a `TuningSession` or its folder. A session that has
-    not trained yet starts training in the background (unless `start=False`); one another process trains is
-    watched. Returns at once; show the result in a cell."""
+    """A live dashboard of a β_Aug tuning session: `source` is a `TuningSession` or its folder. A `TuningSession`
+    that has not trained yet starts training in the background (unless `start=False`); a folder is watched (another
+    process may be training it; `dash.start()` trains or continues it here). Returns at once; show the result in a
+    cell."""
     return SessionDashboard(source, interval=interval, service=service, start=start)
