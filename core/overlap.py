@@ -85,7 +85,7 @@ class OverlapReport:
                  f"{self.n_points} points, k={self.k}, {len(self.clusters)} clusters, overall mixing "
                  f"{self.mixing:.3f})"]
         for p in self.pairs[:top]:
-            lines.append(f"  clusters {p.a}–{p.b}: {p.value:.3f} ({p.a}→{p.b} {p.a_to_b:.3f}, {p.b}→{p.a} "
+            lines.append(f"  clusters {p.a}-{p.b}: {p.value:.3f} ({p.a}->{p.b} {p.a_to_b:.3f}, {p.b}->{p.a} "
                          f"{p.b_to_a:.3f}; {p.crossing} crossing neighbour edges)")
         lines += [f"  note: {n}" for n in self.notes]
         return "\n".join(lines)

@@ -57,7 +57,7 @@ def score_plot(frame: pd.DataFrame, threshold: float, recommended: float | None,
     overlay = curve * pts * marks * hv.HLine(threshold).opts(color="#999", line_dash="dashed")
     if recommended is not None:
         overlay = overlay * hv.VLine(recommended).opts(color="#2ca02c", line_width=3, alpha=0.5)
-    return overlay.opts(hv.opts.Overlay(height=height, responsive=True, xlabel="β_Aug",
+    return overlay.opts(hv.opts.Overlay(height=height, responsive=True, xlabel="β_Aug", padding=(0.04, 0),
                                         ylabel="overlap score (0 = separated)", title="Overlap against β_Aug",
                                         ylim=(0, max(0.2, float(scored["score"].max()) * 1.15 if len(scored) else 1))))
 
@@ -129,7 +129,8 @@ class TuningView(param.Parameterized):
         self.plot = pn.pane.HoloViews(None, css_classes=["session-score"], sizing_mode="stretch_width",
                                       linked_axes=False)
         self.table = pn.pane.DataFrame(None, css_classes=["session-table"], index=False, sizing_mode="stretch_width")
-        self.map_row = pn.FlexBox(css_classes=["session-maps"], sizing_mode="stretch_width")
+        # a wrapping Row, not a FlexBox: inside the app's Row(sidebar, Tabs) a FlexBox of plots drew one empty box
+        self.map_row = pn.Row(css_classes=["session-maps"], sizing_mode="stretch_width", styles={"flex-wrap": "wrap"})
         # start form
         self.f_dataset = pn.widgets.TextInput(label="Data set", value="digits", css_classes=["tune-dataset"])
         self.f_values = pn.widgets.TextInput(label="β_Aug values (1,2,3 or 1:6)", value="1:6",
@@ -263,7 +264,8 @@ class TuningView(param.Parameterized):
             if v in self.maps:
                 y, pred, k = self.maps[v]
                 obj = pn.pane.HoloViews(small_map(y, pred, k, title, v == selected), linked_axes=False,
-                                        width=MAP_SIZE + 10, sizing_mode="fixed", name=title)
+                                        width=MAP_SIZE + 10, height=MAP_SIZE + 10, sizing_mode="fixed",
+                                        name=title, css_classes=["session-map"])
             else:
                 what = "computing the t-SNE map …" if v in self.jobs else e_state(s, v)
                 obj = pn.pane.Markdown(f"**{title}**\n\n{what}", width=MAP_SIZE, height=MAP_SIZE, name=title,
@@ -332,8 +334,9 @@ class TuningView(param.Parameterized):
         tail = [form] if chooser else []
         controls = pn.Column(*head, self.slider,
                              pn.Row(self.btn_overlap, self.btn_separated, self.btn_clear), self.btn_stop,
-                             self.detail, *tail, width=420)
-        return pn.Column(self.alert, self.status, pn.Row(controls, pn.Column(self.plot, self.table)),
+                             self.detail, *tail, width=470)
+        return pn.Column(self.alert, self.status, pn.Row(controls, pn.Column(self.plot, self.table, sizing_mode="stretch_width"),
+                                                              sizing_mode="stretch_width"),
                          pn.pane.Markdown("#### t-SNE maps of z, one per β_Aug, coloured by predicted cluster"),
                          self.map_row, sizing_mode="stretch_width", css_classes=["tuning-view"])
 

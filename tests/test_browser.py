@@ -242,3 +242,65 @@ def test_bad_runs_do_not_break_the_page(tmp_path, browser):
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def coloured_pixels(png: bytes) -> int:
+    """Pixels of a saturated colour (cluster points), not white, grey or the pale highlight of the selected map."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    a = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
+    return int(((a.max(axis=2) - a.min(axis=2)) > 80).sum())
+
+
+def test_tuning_tab_draws_a_map_per_value_and_saves_a_mark(tmp_path, browser):
+    """The β_Aug tuning tab inside the whole page: one t-SNE map per value, side by side, each with its points
+    drawn (a FlexBox of plots once drew a single empty box here), and a person's mark saved to the session file."""
+    from core.tuning import TuningSession
+
+    root = tmp_path / "runs"
+    base = TrainConfig(dataset="digits", steps=30, snapshot_every=30, log_every=10, eval_every=30, probe_size=300,
+                       batch_size=32, progress=False)
+    session = TuningSession.create(root / "tune", base, [1, 2, 3], stop_at_overlap=False)
+    session.run(progress=False)
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "panel", "serve", "apps/explorer.py", "--address", "127.0.0.1",
+                             "--port", str(port), "--args", "--runs", str(root)], cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        page = browser.new_page()
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                page.goto(f"http://127.0.0.1:{port}/explorer")
+                break
+            except Exception:
+                time.sleep(0.5)
+        page.get_by_text("β_Aug tuning").first.click()
+        wait_text(page, ".session-status", r"finished · scratch · values 1, 2, 3")
+        deadline = time.time() + 180
+        while time.time() < deadline and page.locator(".session-map .bk-Canvas").count() < 3:
+            time.sleep(0.5)
+        maps = page.locator(".session-map .bk-Canvas")
+        assert maps.count() == 3, f"{maps.count()} of 3 maps drawn"
+        time.sleep(2)  # let the last one paint
+        shot(page, "11-tuning-session")
+        boxes = [maps.nth(i).bounding_box() for i in range(3)]
+        assert all(b["width"] >= 200 and b["height"] >= 200 for b in boxes), boxes
+        assert boxes[0]["x"] + boxes[0]["width"] <= boxes[1]["x"], "maps overlap instead of standing side by side"
+        for i in range(3):
+            assert coloured_pixels(maps.nth(i).screenshot()) > 300, f"map {i + 1} has no points drawn"
+        page.locator(".mark-overlap button").click()
+        deadline = time.time() + 30
+        while time.time() < deadline and "beta-1" not in TuningSession(root / "tune").data["marks"]:
+            time.sleep(0.25)
+        assert TuningSession(root / "tune").data["marks"]["beta-1"]["verdict"] == "overlap"
+        wait_text(page, ".session-status", r"by person")
+        assert not errors, errors
+    finally:
+        proc.terminate()
+        proc.wait(30)

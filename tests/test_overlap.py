@@ -141,7 +141,7 @@ def test_worst_pair_drives_the_score_and_pairs_are_sorted():
     assert pair_59.value < 0.05 < report.score
     assert list(report.clusters) == [3, 5, 7, 9] and report.matrix.shape == (4, 4)
     np.testing.assert_allclose(report.matrix, report.matrix.T)
-    assert "clusters 3–7" in report.summary()
+    assert "clusters 3-7" in report.summary()
 
 
 def test_clusters_below_the_minimum_size_are_left_out_and_named():
