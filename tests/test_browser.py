@@ -1,6 +1,7 @@
 """The explorer in a real browser: `panel serve apps/explorer.py` against a runs folder with real runs, driven by
 headless Chromium through Playwright. Screenshots go to tests/artifacts/ (look at them)."""
 
+import contextlib
 import json
 import os
 import re
@@ -33,6 +34,30 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def explorer_page(browser, root, *extra):
+    """`panel serve apps/explorer.py --runs root` on a free port and a page opened on it; the server stops after."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "panel", "serve", "apps/explorer.py", "--address", "127.0.0.1",
+                             "--port", str(port), "--args", "--runs", str(root), *extra], cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        page = browser.new_page()
+        deadline = time.time() + 60
+        while True:
+            try:
+                page.goto(f"http://127.0.0.1:{port}/explorer")
+                break
+            except Exception:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.5)
+        yield page
+    finally:
+        proc.terminate()
+        proc.wait(30)
 
 
 @pytest.fixture(scope="module")
@@ -213,19 +238,7 @@ def test_bad_runs_do_not_break_the_page(tmp_path, browser):
     while json.loads((failed / "launch.json").read_text()) and not (failed / "train.log").read_text():
         time.sleep(0.2)
     time.sleep(3)
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "panel", "serve", "apps/explorer.py", "--address", "127.0.0.1",
-                             "--port", str(port), "--args", "--runs", str(root), "--run", "damaged"], cwd=REPO,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        page = browser.new_page()
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            try:
-                page.goto(f"http://127.0.0.1:{port}/explorer")
-                break
-            except Exception:
-                time.sleep(0.5)
+    with explorer_page(browser, root, "--run", "damaged") as page:
         wait_text(page, ".run-status", r"damaged")
         wait_text(page, ".run-alert", r"step 20 is damaged")
         page.wait_for_selector(".curves .bk-Canvas", timeout=60_000)  # the readable part still shows
@@ -239,9 +252,6 @@ def test_bad_runs_do_not_break_the_page(tmp_path, browser):
         page.locator(".runs-open button").click()
         wait_text(page, ".folder-alert", r"does not exist")
         shot(page, "10-missing-folder")
-    finally:
-        proc.terminate()
-        proc.wait(30)
 
 
 def coloured_pixels(png: bytes) -> int:
@@ -265,21 +275,9 @@ def test_tuning_tab_draws_a_map_per_value_and_saves_a_mark(tmp_path, browser):
                        batch_size=32, progress=False)
     session = TuningSession.create(root / "tune", base, [1, 2, 3], stop_at_overlap=False)
     session.run(progress=False)
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "panel", "serve", "apps/explorer.py", "--address", "127.0.0.1",
-                             "--port", str(port), "--args", "--runs", str(root)], cwd=REPO,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        page = browser.new_page()
+    with explorer_page(browser, root) as page:
         errors = []
         page.on("pageerror", lambda e: errors.append(str(e)))
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            try:
-                page.goto(f"http://127.0.0.1:{port}/explorer")
-                break
-            except Exception:
-                time.sleep(0.5)
         page.get_by_text("β_Aug tuning").first.click()
         wait_text(page, ".session-status", r"finished · scratch · values 1, 2, 3")
         deadline = time.time() + 180
@@ -301,6 +299,3 @@ def test_tuning_tab_draws_a_map_per_value_and_saves_a_mark(tmp_path, browser):
         assert TuningSession(root / "tune").data["marks"]["beta-1"]["verdict"] == "overlap"
         wait_text(page, ".session-status", r"by person")
         assert not errors, errors
-    finally:
-        proc.terminate()
-        proc.wait(30)
