@@ -85,8 +85,11 @@ class TrainConfig:
                            "--kmeans-every steps, each batch assigned to the nearest centre; batch: k-means of each "
                            "batch's l", choices=("dataset", "batch"))
     kmeans_sample: int = _f(10000, "images whose l the dataset-scope k-means is fitted on (all, if fewer)")
-    kmeans_every: int | None = _f(None, "steps between dataset-wide k-means refreshes (default: a quarter epoch)")
+    kmeans_every: int | None = _f(None, "steps between dataset-wide k-means refreshes (default: a quarter epoch, "
+                                  "at most 100 steps)")
     kmeans_iters: int = _f(20, "Lloyd iterations per k-means")
+    kmeans_track: float = _f(0.0, "dataset scope: step by which each centre moves towards the mean of the batch's "
+                             "points assigned to it, every update (online k-means between refreshes; 0: fixed)")
     repeats: int | None = _f(None, "updates per batch, each with a fresh T(x) (paper: 4 for MNIST, 8 otherwise)")
     # ---- augmentation T (supplement B) ----
     flip: bool | None = _f(None, "random horizontal flip (default: off for mnist and digits, on otherwise)")
@@ -200,6 +203,7 @@ def validate(cfg: TrainConfig) -> None:
     for name in ("standard_threshold", "similarity_threshold"):
         v = getattr(cfg, name)
         need(0 < v < 1, f"{name.replace('_', '-')} must lie strictly between 0 and 1, got {v}")
+    need(0 <= cfg.kmeans_track <= 1, f"kmeans-track must lie in [0, 1], got {cfg.kmeans_track}")
     need(cfg.similarity in ("kmeans", "threshold"), "similarity must be kmeans or threshold")
     need(cfg.kmeans_scope in ("dataset", "batch"), "kmeans-scope must be dataset or batch")
     if cfg.method == "dcsm":

@@ -102,7 +102,8 @@ def resolve_config(cfg: TrainConfig, data: ImageSet, world_size: int = 1) -> Tra
     if cfg.checkpoint_every is None:
         changes["checkpoint_every"] = _round_up(min(1000, steps / 10), log)
     if cfg.method == "dcsm" and cfg.kmeans_every is None:
-        changes["kmeans_every"] = max(1, int(round(steps_per_epoch / 4)))
+        # in steps, not epochs: the network drifts away from the centres by the step, whatever the data set's size
+        changes["kmeans_every"] = max(1, min(100, int(round(steps_per_epoch / 4))))
     return cfg.replace(**changes)
 
 
@@ -142,7 +143,7 @@ def build_method(cfg: TrainConfig, data: ImageSet, device: torch.device) -> Clus
                     mi_alpha=cfg.mi_alpha, mi_beta=cfg.mi_beta, mi_delta=cfg.mi_delta, mi_negatives=cfg.mi_negatives,
                     similarity=cfg.similarity, similarity_threshold=cfg.similarity_threshold,
                     kmeans_scope=cfg.kmeans_scope, kmeans_every=cfg.kmeans_every, kmeans_iters=cfg.kmeans_iters,
-                    kmeans_sample=cfg.kmeans_sample,
+                    kmeans_sample=cfg.kmeans_sample, kmeans_track=cfg.kmeans_track,
                     repeats=cfg.repeats, ablation=cfg.ablation, lr=cfg.lr,
                     adam_betas=(cfg.adam_beta1, cfg.adam_beta2), device=device)
     raise ConfigError(f"unknown method '{cfg.method}'")

@@ -6,12 +6,14 @@ import math
 import pytest
 import torch
 
-from core import TrainConfig
+from conftest import shared_file
+from core import TrainConfig, load_dataset
 from core import dcsm_losses as L
+from core.config import validate
 from core.kmeans import kmeans
 from core.nets import ConvDiscriminator, VGGBackboneNet
 from core.errors import ConfigError
-from core.trainer import Trainer
+from core.trainer import Trainer, resolve_config
 
 
 def test_similarity_from_kmeans_assignments_by_hand():
@@ -209,6 +211,32 @@ def test_dataset_kmeans_centres_are_refreshed_and_assign_each_batch(tmp_path):
     r = t.method.pseudo_similarity(l, t.generator)
     nearest = torch.cdist(l, t.method.centres).argmin(1)
     assert torch.equal(r, L.similarity_from_assignments(nearest))
+
+
+def test_tracked_centres_move_towards_their_assigned_points_by_hand(tmp_path):
+    t = _tiny(tmp_path, "a", num_clusters=3, kmeans_track=0.25)
+    m = t.method
+    m.centres.copy_(torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]))
+    l = torch.tensor([[0.8, 0.2, 0.0], [0.6, 0.2, 0.2], [0.1, 0.9, 0.0]])  # two points at centre 0, one at 1
+    m.train()
+    r = m.pseudo_similarity(l, t.generator)
+    assert torch.equal(r, L.similarity_from_assignments(torch.tensor([0, 0, 1])))
+    # centre 0 moves a quarter of the way to (0.7, 0.2, 0.1), centre 1 to (0.1, 0.9, 0), centre 2 has no point
+    expected = torch.tensor([[0.925, 0.05, 0.025], [0.025, 0.975, 0.0], [0.0, 0.0, 1.0]])
+    assert torch.allclose(m.centres, expected, atol=1e-6)
+    m.eval()  # evaluation never moves them
+    m.pseudo_similarity(l, t.generator)
+    assert torch.allclose(m.centres, expected, atol=1e-6)
+
+
+def test_dataset_kmeans_refreshes_at_most_every_100_steps_by_default():
+    # 70,000 images: a quarter epoch would be 547 steps of drift between refreshes
+    fashion = load_dataset("fashion-mnist", shared_file("fashion-mnist.npz"))
+    assert resolve_config(TrainConfig(method="dcsm", dataset="fashion-mnist"), fashion).kmeans_every == 100
+    digits = resolve_config(TrainConfig(method="dcsm", dataset="digits"), load_dataset("digits"))
+    assert digits.kmeans_every == 14  # a quarter epoch of 56 batches of 32
+    with pytest.raises(ConfigError, match="kmeans-track must lie in"):
+        validate(TrainConfig(method="dcsm", dataset="digits", kmeans_track=1.5))
 
 
 def test_resumed_dcsm_run_computes_the_same_losses(tmp_path):

@@ -33,7 +33,7 @@ class DCSM(ClusteringMethod):
                  convs_per_stage=1, mi_hidden=256, eps_dt=1.0, lambda_entropy=1.0, standard_threshold=0.9,
                  mi_alpha=0.2, mi_beta=1.0, mi_delta=0.1, mi_negatives=4, similarity="kmeans",
                  similarity_threshold=0.9, kmeans_scope="dataset", kmeans_every=100, kmeans_iters=20,
-                 kmeans_sample=10000, repeats=4,
+                 kmeans_sample=10000, kmeans_track=0.0, repeats=4,
                  ablation="none", lr=1e-3, adam_betas=(0.9, 0.999), device="cpu"):
         super().__init__(pipeline, k)
         if ablation not in ABLATIONS:
@@ -50,6 +50,7 @@ class DCSM(ClusteringMethod):
         self.similarity, self.similarity_threshold = similarity, similarity_threshold
         self.kmeans_scope, self.kmeans_every, self.kmeans_iters = kmeans_scope, kmeans_every, kmeans_iters
         self.kmeans_sample = min(kmeans_sample, n_images)
+        self.kmeans_track = kmeans_track
         self.repeats = repeats
         self.net = VGGBackboneNet(pipeline.out_channels, k, input_size, dim_z, width, convs_per_stage)
         c = self.net.map_channels
@@ -99,7 +100,21 @@ class DCSM(ClusteringMethod):
             return L.similarity_from_threshold(l_clean, self.similarity_threshold)
         if self.kmeans_scope == "batch":
             return L.similarity_from_assignments(kmeans(l_clean, self.k, self.kmeans_iters, generator)[0])
-        return L.similarity_from_assignments(torch.cdist(l_clean, self.centres).argmin(1))
+        assign = torch.cdist(l_clean, self.centres).argmin(1)
+        if self.kmeans_track and self.training:
+            self.track_centres(l_clean, assign)
+        return L.similarity_from_assignments(assign)
+
+    @torch.no_grad()
+    def track_centres(self, l: torch.Tensor, assign: torch.Tensor) -> None:
+        """Move each centre a step `kmeans_track` towards the mean of the batch's points assigned to it (online
+        k-means between refreshes), so that the centres follow l as the network changes; centres with no point in
+        the batch stay where they are."""
+        k = self.k
+        sums = torch.zeros(k, l.shape[1], device=l.device, dtype=l.dtype).index_add_(0, assign, l)
+        counts = torch.bincount(assign, minlength=k).to(l.dtype)[:, None]
+        target = torch.where(counts > 0, sums / counts.clamp_min(1), self.centres)
+        self.centres.lerp_(target, self.kmeans_track)
 
     # -- training ---------------------------------------------------------------------------------------
     def update(self, x: torch.Tensor, x_aug: torch.Tensor, generator) -> dict[str, torch.Tensor]:
