@@ -295,7 +295,9 @@ class Trainer:
         for record in branch["records"]:
             self.writer.append(record)
         wanted = {name: self.method.get_live(name) for name in self.method.live_settings}
+        own_control = self.control_seq  # this run's control.json, not the source's: requests sent here count
         self._load_state({**branch["state"], "changes": {}}, event="branched", source=branch["run"])
+        self.control_seq = own_control
         self.best = {"value": math.inf, "step": None}  # the source's best.pt is not in this run
         for name, value in wanted.items():  # the checkpoint brought the source's values back: set ours again
             old = self.method.get_live(name)

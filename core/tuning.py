@@ -17,12 +17,14 @@ started. Labels are never used for the decision; ACC/NMI/ARI are stored beside t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import multiprocessing as mp
 import os
 import sys
 import time
+import traceback
 from pathlib import Path
 
 from .config import TrainConfig
@@ -76,12 +78,28 @@ def value_name(value: float) -> str:
     return f"beta-{value:g}"
 
 
-def _train_child(cfg: dict, branch: dict | None, threads: int | None, log_path: str) -> None:
-    """Entry point of a run's process: train one value, output to the run's train.log."""
+@contextlib.contextmanager
+def _child_output(log_path: str):
+    """A run's process writes everything to its train.log — its error too: the traceback is written while the log
+    is still open (Python's own report would come after the file is closed, and be lost), then the process exits 1."""
     with open(log_path, "a", buffering=1) as log:
         os.dup2(log.fileno(), 1)
         os.dup2(log.fileno(), 2)
         sys.stdout = sys.stderr = log
+        try:
+            yield
+        except BaseException as e:  # noqa: BLE001 - reported, then the process fails
+            if isinstance(e, UserError):
+                print(f"error: {e}", file=log)
+            else:
+                traceback.print_exc(file=log)
+            log.flush()
+            os._exit(1)
+
+
+def _train_child(cfg: dict, branch: dict | None, threads: int | None, log_path: str) -> None:
+    """Entry point of a run's process: train one value, output to the run's train.log."""
+    with _child_output(log_path):
         import torch
 
         from .trainer import Trainer
@@ -313,14 +331,11 @@ class TuningSession:
         devices = _devices(base.get("device", "auto"))
         bar = _bar(len(self.values), progress, "β_Aug values")
         bar.update(len(self.values) - len(pending))
+        asked: set[float] = set()  # running values past the overlap that were asked to stop
         try:
             while pending or running:
                 if self.stop_requested:
-                    for v in running:
-                        Run(self.run_dir(v)).request_stop()
-                    for v, proc in running.items():
-                        proc.join()
-                        self.entry(v)["state"] = Run(self.run_dir(v)).status().get("state", "stopped")
+                    self._stop_all(running, poll)
                     return self._stopped(started)
                 if self._adopt_marks():
                     self.decide()
@@ -331,9 +346,9 @@ class TuningSession:
                         pending.remove(v)
                         self.entry(v)["state"] = "skipped"
                         bar.update(1)
-                    for v, proc in list(running.items()):
-                        if v > stop_at:
-                            Run(self.run_dir(v)).request_stop()
+                    for v in running:
+                        if v > stop_at and v not in asked and self._ask_to_stop(v):
+                            asked.add(v)
                 while pending and len(running) < parallel:
                     v = pending.pop(0)
                     running[v] = self._start(ctx, v, base, branch, devices[len(running) % len(devices)], threads)
@@ -343,7 +358,7 @@ class TuningSession:
                     proc.join()
                     del running[v]
                     entry = self.entry(v)
-                    status = Run(self.run_dir(v)).status()
+                    status = self._run_status(v)
                     entry["state"] = status.get("state", "failed") if proc.exitcode == 0 else "failed"
                     if entry["state"] == "stopped" and stop_at is not None and v > stop_at:
                         entry["state"] = "skipped"
@@ -363,7 +378,8 @@ class TuningSession:
                 time.sleep(poll)
         except KeyboardInterrupt:
             for v, proc in running.items():
-                Run(self.run_dir(v)).request_stop()
+                if not self._ask_to_stop(v):
+                    proc.terminate()  # still starting: nothing of it to keep yet
             for proc in running.values():
                 proc.join(60)
             self.data["state"] = "interrupted"
@@ -377,6 +393,37 @@ class TuningSession:
         self.decide()
         self.save()
         return self.recommendation
+
+    def _ask_to_stop(self, value: float | str) -> bool:
+        """Ask a run to stop through its control.json, once its trainer has started (status.json written). A
+        trainer takes a control.json it finds when it creates the run for a stale one, so a request written while
+        the child process is still starting would be lost: the caller asks again at its next poll."""
+        run_dir = self.path / "warmup" if value == "warmup" else self.run_dir(value)
+        if not ((run_dir / "config.json").exists() and (run_dir / "status.json").exists()):
+            return False
+        Run(run_dir).request_stop()
+        return True
+
+    def _run_status(self, value: float) -> dict:
+        """status.json of a value's run; empty when its process ended before it created the run."""
+        try:
+            return Run(self.run_dir(value)).status()
+        except RunError:
+            return {}
+
+    def _stop_all(self, running: dict, poll: float) -> None:
+        """A person's stop: every running value stops at its next step with a checkpoint; waits for them all."""
+        asked: set[float] = set()
+        while running:
+            for v in running:
+                if v not in asked and self._ask_to_stop(v):
+                    asked.add(v)
+            for v, proc in list(running.items()):
+                if not proc.is_alive():
+                    proc.join()
+                    del running[v]
+                    self.entry(v)["state"] = self._run_status(v).get("state", "stopped")
+            time.sleep(min(poll, 0.5))
 
     def _stopped(self, started: float) -> dict | None:
         """End a run of the session on a stop request: state "stopped"; `run()` again continues it."""
@@ -421,9 +468,8 @@ class TuningSession:
             while proc.is_alive():
                 proc.join(0.5)
                 if not asked and self.stop_requested:
-                    Run(run_dir).request_stop()
-                    asked = True
-            if asked:
+                    asked = self._ask_to_stop("warmup")
+            if self.stop_requested:
                 return None
             if steps not in Run(run_dir).checkpoint_steps():
                 raise RunError(f"the warm-up run failed: {_last_line(run_dir / 'train.log')}")
@@ -433,10 +479,7 @@ class TuningSession:
 
 
 def _resume_child(run_dir: str, threads: int | None, log_path: str) -> None:
-    with open(log_path, "a", buffering=1) as log:
-        os.dup2(log.fileno(), 1)
-        os.dup2(log.fileno(), 2)
-        sys.stdout = sys.stderr = log
+    with _child_output(log_path):
         import torch
 
         from .trainer import Trainer

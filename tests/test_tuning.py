@@ -160,3 +160,50 @@ def test_a_running_session_adopts_marks_another_process_saved(tmp_path):
     assert saved.recommendation["value"] is None
     runner.request_stop()
     assert runner.stop_requested and viewer.stop_requested
+
+
+def test_a_stop_reaches_runs_whose_process_is_still_starting(tmp_path):
+    """A person's stop (or the overlap rule's) can come while a value's child process is still importing torch:
+    its run directory has no config.json yet, and a request written then would be taken for a stale one. The
+    session asks again until the trainer has started, and ends stopped — it used to fail with a RunError."""
+    import threading
+
+    s = _session(tmp_path, values=(1, 2), parallel=1)
+    s.data["base"].update(steps=100000, batch_size=32, eval_every=0, snapshot_every=100000,
+                      checkpoint_every=100000)
+    s.save()
+    assert not s._ask_to_stop(1)  # no run directory yet: nothing written, ask again later
+    done = {}
+    worker = threading.Thread(target=lambda: done.update(rec=s.run(progress=False, poll=0.2, threads=1)))
+    worker.start()
+    deadline = time.time() + 60
+    while time.time() < deadline and TuningSession(tmp_path / "s").entry(1)["state"] != "running":
+        time.sleep(0.02)
+    started = not (s.run_dir(1) / "status.json").exists()  # the child is spawned, its trainer not yet begun
+    TuningSession(tmp_path / "s").request_stop()
+    worker.join(240)
+    assert not worker.is_alive()
+    saved = TuningSession(tmp_path / "s")
+    assert saved.data["state"] == "stopped", saved.data
+    assert saved.entry(1)["state"] == "stopped" and saved.entry(2)["state"] == "pending", saved.data["runs"]
+    run = Run(s.run_dir(1))
+    assert run.status()["state"] == "stopped" and run.control()["stop"] is True
+    assert run.checkpoint_steps(), "stopped with a checkpoint, to continue from"
+    assert started, "the stop was meant to arrive while the child was starting"
+
+
+def test_a_branched_run_obeys_its_own_control_file_not_the_sources_sequence(tmp_path):
+    kw = dict(dataset="digits", progress=False, log_every=1, eval_every=0, probe_size=100, batch_size=32)
+    source = Trainer(TrainConfig(steps=200, beta_aug=1.0, run_dir=str(tmp_path / "w"), **kw))
+    for value in (1.5, 2.0, 1.0):  # three β_Aug changes through the source's control.json: its sequence is 3
+        Run(tmp_path / "w").set_beta_aug(value)
+        source._poll_control()
+    source.config.steps = 10
+    source.fit()
+    assert source.control_seq == 3
+    t = Trainer.branch(tmp_path / "w", tmp_path / "b", beta_aug=3.0, steps=40)
+    assert t.control_seq == 0
+    Run(tmp_path / "b").set_beta_aug(4.0)  # the branch's first request: sequence 1
+    t.fit()
+    changes = [(r["value"], r["source"]) for r in Run(tmp_path / "b").metrics("set")]
+    assert changes == [(3.0, "branch"), (4.0, "control")], changes
