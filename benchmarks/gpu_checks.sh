@@ -12,7 +12,7 @@
 # epochs per β_Aug value (auto: 0.8 × the epochs per minute DCCS reached alone in phase 1, so that six runs sharing
 # the GPU finish both modes inside PHASE2_CAP; 4 if phase 1 gave no figure) and TUNE_PARALLEL runs at once in
 # phase 2; PHASE1_CAP / PHASE2_CAP seconds before a phase is cut off. Smoke test on the CPU (figures meaningless):
-#     OUT=/tmp/gpu-checks DEVICE=cpu DCSM_MINUTES=0.1 PHASE1_CAP=900 TUNE_VALUES=1,2 TUNE_PARALLEL=2 \
+#     OUT=/tmp/gpu-checks DEVICE=cpu DCSM_MINUTES=0.1 PHASE1_CAP=900 TUNE_EPOCHS=0.05 TUNE_VALUES=1,2 TUNE_PARALLEL=2 \
 #         DATA=../shared/data/fashion-mnist.npz bash benchmarks/gpu_checks.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."

@@ -1,7 +1,7 @@
 """Data-parallel training (core.distributed): how the ranks share the data and keep their own noise, and a real
 `torchrun` launch of 2 processes with the gloo backend on digits — the ranks' weights and β_Aug stay identical, a
-β_Aug change through control.json reaches both at the same step, and the run reaches the accuracy band of a
-single-process run."""
+β_Aug change through control.json reaches both at the same step, and the run reaches the floor of the accuracy
+band measured for single-process runs."""
 
 import json
 import os
@@ -123,15 +123,10 @@ def test_two_gloo_processes_on_digits_stay_identical_and_reach_the_single_proces
     assert resumed["step"] == 320 and resumed["distributed"]["param_spread"] == 0.0
     assert [r["step"] for r in Run(ddp_dir).metrics("event") if r["event"] == "resumed"] == [300]
 
-    # the same run in one process: the 2-process run reaches the same accuracy band
-    single = _train(steps, tmp_path / "single")
-    out1, _ = single.communicate(timeout=900)
-    assert single.returncode == 0, out1[-3000:]
-    acc_single = Run(tmp_path / "single").summary()["acc"]
-    # measured 2026-11-23: seed 0 0.749 vs 0.758, seed 1 0.806 vs 0.850 (docs/distributed.md)
-    print(f"ACC after 300 steps: 2 processes {summary['acc']:.3f}, one process {acc_single:.3f}")
-    assert summary["acc"] >= 0.70 and acc_single >= 0.70
-    assert abs(summary["acc"] - acc_single) <= 0.12
+    # the single-process band: the same 300 steps in one process measured ACC 0.73–0.86 over seeds 0–2, one or two
+    # threads and two kinds of CPU (docs/notebooks.md); the 2-process run was within 0.05 of it for seeds 0 and 1
+    print(f"ACC after 300 steps with 2 processes: {summary['acc']:.3f}")
+    assert summary["acc"] >= 0.70, summary
 
 
 def test_dcsm_under_torchrun_is_a_clear_error(tmp_path):
