@@ -1,12 +1,12 @@
 # Quick start:  make run   (installs what is missing, trains DCCS on the embedded digits and opens the explorer)
-#               make test  (installs what is missing, runs the test suite)
+#               make test  (installs what is missing, runs the test suite; make test-fast: the quick tier)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 RUN_ARGS ?=
 
-.PHONY: install browser run test clean-runs
+.PHONY: install browser run test test-fast clean-runs
 
 install: $(STAMP)
 
@@ -28,6 +28,10 @@ run: $(STAMP)
 
 test: $(STAMP) browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# the edit-run loop: no training longer than a few seconds, no browser, no notebooks
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow and not browser and not notebook" $(PYTEST_ARGS)
 
 clean-runs:
 	rm -rf runs

@@ -27,7 +27,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from core import TrainConfig, load_dataset  # noqa: E402
-from core.trainer import Trainer, resolve_device  # noqa: E402
+from core.runtime import resolve_device  # noqa: E402
+from core.trainer import Trainer  # noqa: E402
 
 
 PAPER = {"fashion-mnist": (0.756, 0.704, 0.623), "cifar10": (0.656, 0.569, 0.469)}  # ACC, NMI, ARI (Table 2)

@@ -24,7 +24,8 @@ sys.path.insert(0, str(REPO))
 
 from core import TrainConfig, load_dataset  # noqa: E402
 from core.metrics import evaluate  # noqa: E402
-from core.trainer import Trainer, resolve_device  # noqa: E402
+from core.runtime import resolve_device  # noqa: E402
+from core.trainer import Trainer  # noqa: E402
 
 METHODS = {
     "DCCS": dict(method="dccs"),

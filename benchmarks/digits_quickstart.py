@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from core import TrainConfig, load_dataset  # noqa: E402
-from core.cli import kmeans_baseline  # noqa: E402
+from core.metrics import kmeans_baseline  # noqa: E402
 from core.trainer import Trainer  # noqa: E402
 
 

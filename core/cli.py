@@ -10,58 +10,60 @@ import argparse
 import dataclasses
 import signal
 import sys
-import types
-import typing
 from pathlib import Path
 
-from .config import TrainConfig
+from .config import TrainConfig, shared_fields
 from .errors import TrainingDiverged, UserError
+from .methods import registry
+from .settings import base_type, flag
+
+# the method settings the start line of `train` shows
+SUMMARY_SETTINGS = ("beta_aug", "ablation", "mi_alpha", "mi_beta", "mi_delta")
 
 
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
-
-def _base_type(tp):
-    if isinstance(tp, str):
-        tp = eval(tp, vars(typing), {})  # annotations are strings (from __future__ import annotations)
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        return args[0]
-    return tp
+def _setting_fields() -> list:
+    """Every setting a flag exists for: the shared ones, then each registered method's own."""
+    return shared_fields() + [f for _, f in registry.all_method_fields()]
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
-    """One flag per TrainConfig field; defaults stay None so that only what the user typed overrides."""
-    groups = {}
-    for f in dataclasses.fields(TrainConfig):
+    """One flag per setting, grouped as in the config (shared groups, then one group per method); defaults stay
+    None so that only what the user typed overrides."""
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    for f in _setting_fields():
         if f.name in skip:
             continue
-        tp = _base_type(f.type)
+        tp = base_type(f.type)
         help_text = f.metadata.get("help", "")
         default = f.default
         if default is not None and tp is not bool:
             help_text += f" (default: {default:g})" if isinstance(default, float) else f" (default: {default})"
-        group = groups.setdefault(tp, parser)
+        title = f.metadata.get("group") or "other settings"
+        group = groups.get(title) or groups.setdefault(title, parser.add_argument_group(title))
         kw = {"dest": f.name, "default": None, "help": help_text.replace("%", "%%")}  # argparse formats help with %
         if tp is bool:
-            group.add_argument(_flag(f.name), action=argparse.BooleanOptionalAction, **kw)
+            group.add_argument("--" + flag(f.name), action=argparse.BooleanOptionalAction, **kw)
         else:
-            if "choices" in f.metadata:
+            if f.name == "method":
+                kw["choices"] = registry.names()
+            elif f.metadata.get("choices"):
                 kw["choices"] = f.metadata["choices"]
-            group.add_argument(_flag(f.name), type=tp, metavar=f.name.upper() if tp is not str else None, **kw)
+            group.add_argument("--" + flag(f.name), type=tp, metavar=f.name.upper() if tp is not str else None, **kw)
+
+
+def given_settings(args: argparse.Namespace, skip: tuple[str, ...] = ()) -> dict:
+    """The settings typed on the command line (flags left out are None)."""
+    return {f.name: getattr(args, f.name) for f in _setting_fields()
+            if f.name not in skip and getattr(args, f.name, None) is not None}
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
-             if getattr(args, f.name, None) is not None}
-    return TrainConfig(**given)
+    return TrainConfig(**given_settings(args))
 
 
 def _install_signal_handlers(trainer) -> None:
     def handler(signum, frame):
-        if trainer._stop_reason is not None:  # a second signal: stop now
+        if trainer.stop_requested:  # a second signal: stop now
             raise KeyboardInterrupt
         name = signal.Signals(signum).name
         print(f"\n{name}: saving a checkpoint and stopping (send it again to stop at once)", file=sys.stderr)
@@ -79,44 +81,28 @@ def _print_metrics(result: dict, out=sys.stdout) -> None:
               file=out)
 
 
-def kmeans_baseline(data, seed: int = 0) -> dict | None:
-    """k-means (10 restarts) on the raw pixels: the floor a deep clustering method has to beat."""
-    if data.labels is None:
-        return None
-    from sklearn.cluster import KMeans
-
-    from .metrics import evaluate
-
-    x = data.images.reshape(len(data), -1).float().numpy() / 255.0
-    k = data.num_classes
-    pred = KMeans(k, n_init=10, random_state=seed).fit_predict(x)
-    return evaluate(data.labels, pred)
-
-
 def cmd_train(args) -> int:
     from .trainer import Trainer
 
     if getattr(args, "branch_from", None):
         if not args.run_dir:
             raise UserError("--branch-from needs a new run directory: --run-dir NEW")
-        changes = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
-                   if getattr(args, f.name, None) is not None and f.name != "run_dir"}
+        changes = given_settings(args, skip=("run_dir",))
         trainer = Trainer.branch(args.branch_from, args.run_dir, step=args.branch_step, **changes)
         if trainer.dist.is_main:
             print(f"branching {trainer.run_dir} from {args.branch_from} at step {trainer.step}", file=sys.stderr)
     elif args.resume:
         if not args.run_dir:
             raise UserError("--resume needs the run to continue: --run-dir RUN")
-        overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
-                     if getattr(args, f.name, None) is not None and f.name != "run_dir"}
+        overrides = given_settings(args, skip=("run_dir",))
         trainer = Trainer.resume(args.run_dir, **overrides)
         if trainer.dist.is_main:
             print(f"resuming {trainer.run_dir} at step {trainer.step} of {trainer.config.steps}", file=sys.stderr)
     else:
         trainer = Trainer(config_from_args(args))
         cfg = trainer.config
-        weights = f"β_Aug={cfg.beta_aug:g}" if cfg.method == "dccs" else \
-            f"ablation={cfg.ablation}, α/β/δ={cfg.mi_alpha:g}/{cfg.mi_beta:g}/{cfg.mi_delta:g}"
+        weights = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                            for k, v in dataclasses.asdict(cfg.options).items() if k in SUMMARY_SETTINGS)
         if trainer.dist.is_main:
             print(f"run directory: {trainer.run_dir}  ({cfg.method}, {trainer.data.name}: {len(trainer.data)} images "
                   f"{trainer.data.size[0]}×{trainer.data.size[1]}, K={cfg.num_clusters}, {weights}, "
@@ -139,6 +125,8 @@ def cmd_train(args) -> int:
     print(f"{trainer.data.name}: {result['step']} steps in {result['time']:.0f} s on {result['device']}{where}")
     _print_metrics(result)
     if args.kmeans_baseline:
+        from .metrics import kmeans_baseline
+
         base = kmeans_baseline(trainer.data, trainer.config.seed)
         if base is not None:
             print(f"k-means on raw pixels: ACC {base['acc']:.4f}   NMI {base['nmi']:.4f}   ARI {base['ari']:.4f}")
@@ -260,8 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
     resume.add_argument("--data-path", dest="data_path", default=None)
     resume.set_defaults(func=lambda a: cmd_train(argparse.Namespace(
-        resume=True, kmeans_baseline=False, **{f.name: getattr(a, f.name, None)
-                                                for f in dataclasses.fields(TrainConfig)})))
+        resume=True, kmeans_baseline=False, **{f.name: getattr(a, f.name, None) for f in _setting_fields()})))
 
     ev = sub.add_parser("eval", help="print ACC/NMI/ARI and the confusion matrix of a run's checkpoint")
     ev.add_argument("run", metavar="RUN", help="run directory")

@@ -1,238 +1,259 @@
-"""Every training setting in one flat dataclass, with per-data-set defaults and checks.
+"""The settings of a training run: the shared ones here, the method's own in the method's `Settings` dataclass.
 
-A field left at None takes its default from the data set (`DATASET_DEFAULTS`) or the paper when the trainer
-resolves the config; `config.json` records the resolved values, so a run says exactly what it did.
-The CLI builds its flags from these fields (`--beta-aug` for `beta_aug`), help text included.
+    cfg = TrainConfig(dataset="digits", beta_aug=3.0)      # shared and method settings side by side
+    cfg.lr, cfg.beta_aug, cfg.options                      # options: the method's settings (DCCSSettings)
+    cfg.to_dict()                                          # one flat dict: what config.json records
+
+A setting left at None takes its default from the method's and the data set's tables (`resolve_config`);
+`config.json` records the resolved values, so a run says exactly what it did. The CLI builds its flags from the
+fields (`--beta-aug` for `beta_aug`), help text included.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
+from typing import Any
 
 from .errors import ConfigError
+from .settings import Defaults, DefaultsTable, check_settings, flag, normalise, setting
 
-METHODS = ("dccs", "dcsm")
-DCSM_ABLATIONS = ("none", "oc", "no-ft", "no-mi", "global-local", "local-local")
 COLOUR_MODES = ("grey", "rgb", "sobel")
+DATA, RUN, LENGTH, TRAINING, AUGMENT, OUTPUT = ("data", "where and how", "length", "training (defaults per method)",
+                                                "augmentation T (DCCS supplement B)", "what is written while training")
 
 
-def _f(default, help: str, **kw):
-    return field(default=default, metadata={"help": help, **kw})
+def _methods():
+    from .methods import registry  # the methods import settings, not this module: imported when first needed
+
+    return registry
 
 
-@dataclass
+@dataclass(init=False)
 class TrainConfig:
     # ---- what to train on ----
-    method: str = _f("dccs", "clustering method", choices=METHODS)
-    dataset: str = _f("digits", "data-set name (digits, mnist, fashion-mnist, cifar10, stl10) or a path to an "
-                      "image folder, .zip or .npz")
-    data_path: str | None = _f(None, "where a named data set is stored (.npz, IDX folder, image folder/zip, or a "
-                               "torchvision root)")
-    download: bool = _f(False, "let torchvision download a named data set that is not found")
-    image_size: int | None = _f(None, "resize every image to this square size (needed for mixed sizes or sizes "
-                                "other than 28, 32, 96)")
-    colour_mode: str = _f("grey", "grey (the paper's default for colour data), rgb, or sobel", choices=COLOUR_MODES)
-    num_clusters: int | None = _f(None, "K, the number of clusters (default: the number of classes)")
+    method: str = setting("dccs", "clustering method (see `python -m core train --help` for each one's settings)",
+                          group=DATA)
+    dataset: str = setting("digits", "data-set name (digits, mnist, fashion-mnist, cifar10, stl10) or a path to an "
+                           "image folder, .zip or .npz", group=DATA)
+    data_path: str | None = setting(None, "where a named data set is stored (.npz, IDX folder, image folder/zip, or "
+                                    "a torchvision root)", group=DATA)
+    download: bool = setting(False, "let torchvision download a named data set that is not found", group=DATA)
+    image_size: int | None = setting(None, "resize every image to this square size (needed for mixed sizes or sizes "
+                                     "other than 28, 32, 96)", low=8, group=DATA)
+    colour_mode: str = setting("grey", "grey (the paper's default for colour data), rgb, or sobel",
+                               choices=COLOUR_MODES, group=DATA)
+    num_clusters: int | None = setting(None, "K, the number of clusters (default: the number of classes)", low=2,
+                                       label="the number of clusters K", group=DATA)
     # ---- where and how ----
-    run_dir: str | None = _f(None, "run directory (default: runs/<dataset>-<method>-<time>)")
-    device: str = _f("auto", "auto (GPU when there is one), cpu, cuda, cuda:1, ...")
-    seed: int = _f(0, "random seed (weights, data order, augmentation, prior samples)")
-    threads: int | None = _f(None, "CPU threads for torch (default: torch's choice)")
+    run_dir: str | None = setting(None, "run directory (default: runs/<dataset>-<method>-<time>)", group=RUN)
+    device: str = setting("auto", "auto (GPU when there is one), cpu, cuda, cuda:1, ...", group=RUN)
+    seed: int = setting(0, "random seed (weights, data order, augmentation, prior samples)", low=0, high=2 ** 63 - 1,
+                        group=RUN)
+    threads: int | None = setting(None, "CPU threads for torch (default: torch's choice)", low=1, group=RUN)
     # ---- length ----
-    steps: int | None = _f(None, "encoder steps to train (one step = n_critic critic updates + 1 encoder update); "
-                           "default from --epochs or the data set")
-    epochs: float | None = _f(None, "passes over the data (each batch feeds one update); used when --steps is "
-                              "not given")
-    # ---- DCCS (paper section 4.1; Algorithm 1) ----
-    dim_zs: int = _f(50, "dimension of the style code z_s")
-    prior_std: float = _f(0.1, "σ of the Gaussian prior on z_s")
-    beta_mi: float = _f(0.5, "β_MI, weight of the mutual-information loss")
-    beta_adv: float = _f(1.0, "β_Adv, weight of the adversarial (prior-matching) loss")
-    beta_aug: float | None = _f(None, "β_Aug, weight of the augmentation KL loss (default 2 for grey sets, "
-                                "4 for colour sets)")
-    lambda_gp: float = _f(10.0, "λ, gradient-penalty coefficient")
-    n_critic: int = _f(4, "critic updates per encoder update")
-    batch_size: int | None = _f(None, "batch size m (DCCS paper: 64; DCSM paper: 32)")
-    lr: float | None = _f(None, "Adam learning rate (DCCS paper: 1e-4; DCSM paper: 1e-3)")
-    adam_beta1: float | None = _f(None, "Adam β1 (DCCS: 0.5; DCSM: Adam's default 0.9)")
-    adam_beta2: float | None = _f(None, "Adam β2 (DCCS: 0.9; DCSM: Adam's default 0.999)")
-    negatives: str = _f("derangement", "in-batch negatives for the MI discriminator: derangement (never an image's "
-                        "own z) or permutation (the authors' code)", choices=("derangement", "permutation"))
-    mi_pair_mean: bool = _f(False, "average the MI loss over all 2m pairs as the authors' code does (half of "
-                            "Eq. 6) instead of Eq. 6's sum of the two expectations")
-    # ---- DCSM (Peng & Li 2023; docs/methods.md says why each default was chosen) ----
-    ablation: str = _f("none", "DCSM ablation: none, oc (DCSM-oc: no IR-block, no MI), no-ft (without L_FT), no-mi "
-                       "(without L_MI), global-local (L_LMI + L_LMIT only), local-local (L_LMIC only)",
-                       choices=DCSM_ABLATIONS)
-    dim_z: int = _f(30, "dimension of DCSM's instance-level z (the IR-block)")
-    backbone_width: int = _f(64, "channels of the first VGG stage (doubled at each later stage)")
-    backbone_convs: int = _f(1, "3×3 conv layers per VGG stage (the backbone's depth)")
-    mi_hidden: int = _f(256, "width of the 1×1-conv MI discriminators")
-    eps_dt: float = _f(1.0, "ε, weight of the pairwise-similarity loss L_DT")
-    lambda_entropy: float = _f(1.0, "λ, weight of the entropy loss L_E")
-    standard_threshold: float = _f(0.9, "largest entry of l at or above which a sample is cluster-standard (L_FT)")
-    mi_alpha: float | None = _f(None, "α, weight of L_LMI (z of T(x) with the map of x); default from the paper's "
-                                "Table 2")
-    mi_beta: float | None = _f(None, "β, weight of L_LMIT (z of T(x) with the map of T(x)); default from Table 2")
-    mi_delta: float | None = _f(None, "δ, weight of L_LMIC (map of T(x) with the map of x); default from Table 2")
-    mi_negatives: int = _f(4, "negative maps per image for the MI terms, drawn outside its pseudo-cluster")
-    similarity: str = _f("kmeans", "how r_ij is built: kmeans (DCSM) or threshold (DCCM's rule, Table 4)",
-                         choices=("kmeans", "threshold"))
-    similarity_threshold: float = _f(0.9, "cosine of l_i and l_j above which r_ij = 1 (similarity=threshold)")
-    kmeans_scope: str = _f("dataset", "dataset: k-means centres of l over a sample of the images, refreshed every "
-                           "--kmeans-every steps, each batch assigned to the nearest centre; batch: k-means of each "
-                           "batch's l", choices=("dataset", "batch"))
-    kmeans_sample: int = _f(10000, "images whose l the dataset-scope k-means is fitted on (all, if fewer)")
-    kmeans_every: int | None = _f(None, "steps between dataset-wide k-means refreshes (default: a quarter epoch, "
-                                  "at most 100 steps)")
-    kmeans_iters: int = _f(20, "Lloyd iterations per k-means")
-    kmeans_track: float = _f(0.0, "dataset scope: step by which each centre moves towards the mean of the batch's "
-                             "points assigned to it, every update (online k-means between refreshes; 0: fixed)")
-    repeats: int | None = _f(None, "updates per batch, each with a fresh T(x) (paper: 4 for MNIST, 8 otherwise)")
+    steps: int | None = setting(None, "training steps (DCCS: n_critic critic updates + 1 encoder update; DCSM: one "
+                                "batch trained --repeats times); default from --epochs or the data set", low=1,
+                                group=LENGTH)
+    epochs: float | None = setting(None, "passes over the data (each batch feeds one update); used when --steps is "
+                                   "not given", low=0, low_open=True, high=1e6, group=LENGTH)
+    # ---- optimisation: defaults from the method ----
+    batch_size: int | None = setting(None, "batch size m (DCCS paper: 64; DCSM paper: 32)", low=2,
+                                     why="the MI losses need in-batch negatives", label="batch size", group=TRAINING)
+    lr: float | None = setting(None, "Adam learning rate (DCCS paper: 1e-4; DCSM paper: 1e-3)", low=0,
+                               low_open=True, group=TRAINING)
+    adam_beta1: float | None = setting(None, "Adam β1 (DCCS: 0.5; DCSM: Adam's default 0.9)", low=0, high=1,
+                                       high_open=True, group=TRAINING)
+    adam_beta2: float | None = setting(None, "Adam β2 (DCCS: 0.9; DCSM: Adam's default 0.999)", low=0, high=1,
+                                       high_open=True, group=TRAINING)
     # ---- augmentation T (supplement B) ----
-    flip: bool | None = _f(None, "random horizontal flip (default: off for mnist and digits, on otherwise)")
-    crop_area_min: float | None = _f(None, "smallest crop area, as a fraction of the image (paper: 0.4; digits: "
-                                     "0.7, since 40 % of an 8×8 digit is too little of it)")
-    crop_area_max: float = _f(1.0, "largest crop area")
-    crop_ratio_min: float = _f(3 / 4, "smallest crop aspect ratio")
-    crop_ratio_max: float = _f(4 / 3, "largest crop aspect ratio")
-    brightness: float = _f(0.4, "brightness factor drawn from [1-b, 1+b]")
-    contrast: float = _f(0.4, "contrast factor drawn from [1-c, 1+c]")
-    saturation: float = _f(0.4, "saturation factor drawn from [1-s, 1+s] (colour images)")
-    hue: float = _f(0.125, "hue shift drawn from [-h, h] (colour images)")
-    channel_shuffle: bool = _f(True, "shuffle RGB channels before grey conversion (colour images)")
-    jitter_before_grey: bool = _f(False, "colour-jitter before grey conversion (the authors jitter after it)")
+    flip: bool | None = setting(None, "random horizontal flip (default: off for mnist and digits, on otherwise)",
+                                group=AUGMENT)
+    crop_area_min: float | None = setting(None, "smallest crop area, as a fraction of the image (paper: 0.4; "
+                                          "digits: 0.7, since 40 % of an 8×8 digit is too little of it)", low=0,
+                                          high=1, low_open=True, group=AUGMENT)
+    crop_area_max: float = setting(1.0, "largest crop area", low=0, high=1, low_open=True, group=AUGMENT)
+    crop_ratio_min: float = setting(3 / 4, "smallest crop aspect ratio", low=0, low_open=True, group=AUGMENT)
+    crop_ratio_max: float = setting(4 / 3, "largest crop aspect ratio", low=0, low_open=True, group=AUGMENT)
+    brightness: float = setting(0.4, "brightness factor drawn from [1-b, 1+b]", low=0, high=1, high_open=True,
+                                group=AUGMENT)
+    contrast: float = setting(0.4, "contrast factor drawn from [1-c, 1+c]", low=0, high=1, high_open=True,
+                              group=AUGMENT)
+    saturation: float = setting(0.4, "saturation factor drawn from [1-s, 1+s] (colour images)", low=0, high=1,
+                                high_open=True, group=AUGMENT)
+    hue: float = setting(0.125, "hue shift drawn from [-h, h] (colour images)", low=0, high=0.5, group=AUGMENT)
+    channel_shuffle: bool = setting(True, "shuffle RGB channels before grey conversion (colour images)",
+                                    group=AUGMENT)
+    jitter_before_grey: bool = setting(False, "colour-jitter before grey conversion (the authors jitter after it)",
+                                       group=AUGMENT)
     # ---- what is written while training ----
-    log_every: int = _f(10, "steps between records in metrics.jsonl (the only host synchronisation)")
-    eval_every: int | None = _f(None, "steps between evaluations of the whole data set (default: about one "
-                                "epoch; 0 = only at the end)")
-    snapshot_every: int | None = _f(None, "steps between snapshots of the probe subset (default: ~50 per run)")
-    probe_size: int = _f(5000, "images in the fixed probe subset the snapshots hold")
-    checkpoint_every: int | None = _f(None, "steps between checkpoints (default: ~10 per run, at most every "
-                                      "1,000 steps)")
-    keep_checkpoints: int = _f(2, "latest checkpoints kept (the best one is kept as well)")
-    best_metric: str | None = _f(None, "curve that picks best.pt (lowest wins): wasserstein (−L^C, the DCCS paper's "
-                                 "curve; DCCS default), w_raw (E[C(z̃)] − E[C(z)]) or loss (the total loss; DCSM "
-                                 "default)", choices=("wasserstein", "w_raw", "loss"))
-    best_after: float = _f(0.25, "fraction of the run before which no checkpoint can become best.pt (the critic "
-                           "starts untrained, so its early Wasserstein estimates are meaninglessly low)")
-    progress: bool = _f(True, "show a progress bar")
+    log_every: int = setting(10, "steps between records in metrics.jsonl (the only host synchronisation; live "
+                             "changes such as β_Aug apply from the step after a record)", low=1, group=OUTPUT)
+    eval_every: int | None = setting(None, "steps between evaluations of the whole data set (default: about one "
+                                     "epoch; 0 = only at the end)", low=0, group=OUTPUT)
+    snapshot_every: int | None = setting(None, "steps between snapshots of the probe subset (default: ~50 per run)",
+                                         low=1, group=OUTPUT)
+    probe_size: int = setting(5000, "images in the fixed probe subset the snapshots hold", low=1, group=OUTPUT)
+    checkpoint_every: int | None = setting(None, "steps between checkpoints (default: ~10 per run, at most every "
+                                           "1,000 steps)", low=1, group=OUTPUT)
+    keep_checkpoints: int = setting(2, "latest checkpoints kept (the best one is kept as well)", low=1, group=OUTPUT)
+    best_metric: str | None = setting(None, "curve that picks best.pt (lowest wins): DCCS wasserstein (−L^C, the "
+                                      "paper's curve; its default), w_raw or loss; DCSM loss", group=OUTPUT)
+    best_after: float = setting(0.25, "fraction of the run before which no checkpoint can become best.pt (the "
+                                "critic starts untrained, so its early Wasserstein estimates are meaninglessly "
+                                "low)", low=0, high=1, group=OUTPUT)
+    progress: bool = setting(True, "show a progress bar", group=OUTPUT)
+    #: the method's own settings (an instance of its `Settings` dataclass)
+    options: Any = dataclasses.field(default=None, repr=True)
+
+    def __init__(self, options=None, **settings):
+        for f in shared_fields():
+            setattr(self, f.name, normalise(f, settings.pop(f.name, f.default)))
+        method = _methods().get(self.method)
+        own = {f.name for f in fields(method.Settings)}
+        for name in settings:
+            if name not in own:
+                owners = _methods().owners(name)
+                if owners:
+                    raise ConfigError(f"--{flag(name)} is a {'/'.join(o.upper() for o in owners)} setting: use it "
+                                      f"with --method {owners[0]} (this run's method is {self.method})")
+                raise ConfigError(f"unknown setting: {name}")
+        if options is not None:
+            if not isinstance(options, method.Settings):
+                raise ConfigError(f"options must be {method.Settings.__name__} for {self.method}")
+            options = dataclasses.replace(options, **settings)
+        else:
+            own_fields = {f.name: f for f in fields(method.Settings)}
+            options = method.Settings(**{k: normalise(own_fields[k], v) for k, v in settings.items()})
+        self.options = options
+
+    def __getattr__(self, name: str):
+        """The method's own settings read like shared ones: `cfg.beta_aug` is `cfg.options.beta_aug`."""
+        options = self.__dict__.get("options")
+        if options is not None and name in {f.name for f in fields(options)}:
+            return getattr(options, name)
+        raise AttributeError(f"{type(self).__name__} has no setting {name!r}"
+                             + (f" for method {self.__dict__.get('method')}" if options is not None else ""))
+
+    @property
+    def method_class(self):
+        return _methods().get(self.method)
 
     # ------------------------------------------------------------------
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """Every setting, shared and the method's, in one flat dict (config.json's "settings")."""
+        out = {f.name: getattr(self, f.name) for f in shared_fields()}
+        out.update(dataclasses.asdict(self.options))
+        return out
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
+        """From `to_dict()`'s output. Settings of other methods are dropped: runs written before the methods had
+        their own settings recorded every method's (at their defaults)."""
+        if not isinstance(d, dict):
+            raise ConfigError(f"settings must be a mapping, got {type(d).__name__}")
+        method = _methods().get(d.get("method", "dccs"))
+        mine = {f.name for f in shared_fields()} | {f.name for f in fields(method.Settings)}
+        unknown = sorted(k for k in d if k not in mine and not _methods().owners(k))
         if unknown:
             raise ConfigError(f"unknown settings: {', '.join(unknown)}")
-        return cls(**d)
+        return cls(**{k: v for k, v in d.items() if k in mine})
 
     def replace(self, **changes) -> "TrainConfig":
-        return dataclasses.replace(self, **changes)
+        d = self.to_dict()
+        if changes.get("method", self.method) != self.method:  # another method: its own settings start afresh
+            d = {f.name: d[f.name] for f in shared_fields()}
+        return TrainConfig(**{**d, **changes})
 
 
-# Per-data-set defaults for fields left at None. `steps` for digits is sized so the quick-start job finishes in
-# minutes on two CPU cores; the larger sets default to a number of epochs.
-DATASET_DEFAULTS: dict[str, dict] = {
-    "digits": {"beta_aug": 2.0, "flip": False, "steps": 800, "lr": 3e-4, "crop_area_min": 0.7},
-    "mnist": {"beta_aug": 2.0, "flip": False, "epochs": 100},
-    "fashion-mnist": {"beta_aug": 2.0, "flip": True, "epochs": 100},
-    "cifar10": {"beta_aug": 4.0, "flip": True, "epochs": 200},
-    "stl10": {"beta_aug": 4.0, "flip": True, "epochs": 200},
-}
-GENERIC_DEFAULTS = {"grey": {"beta_aug": 2.0, "flip": True, "epochs": 100},
-                    "colour": {"beta_aug": 4.0, "flip": True, "epochs": 100}}
-PAPER_LR = 1e-4
-PAPER_CROP_AREA_MIN = 0.4
-
-# Settings whose defaults depend on the method.
-METHOD_DEFAULTS: dict[str, dict] = {
-    "dccs": {"batch_size": 64, "lr": PAPER_LR, "adam_beta1": 0.5, "adam_beta2": 0.9, "best_metric": "wasserstein"},
-    "dcsm": {"batch_size": 32, "lr": 1e-3, "adam_beta1": 0.9, "adam_beta2": 0.999, "best_metric": "loss"},
-}
-# DCSM per data set: α, β, δ from the paper's Table 2 (Fashion-MNIST and digits take MNIST's, being grey 28-pixel
-# sets like it; other grey sets MNIST's, other colour sets CIFAR-10's), repeats from section 4.3, and a length.
-DCSM_DATASET_DEFAULTS: dict[str, dict] = {
-    "digits": {"mi": (0.2, 1.0, 0.1), "repeats": 4, "steps": 400, "lr": 1e-3},
-    "mnist": {"mi": (0.2, 1.0, 0.1), "repeats": 4, "epochs": 20},
-    "fashion-mnist": {"mi": (0.2, 1.0, 0.1), "repeats": 4, "epochs": 20},
-    "cifar10": {"mi": (0.1, 0.5, 0.2), "repeats": 8, "epochs": 20},
-    "stl10": {"mi": (0.1, 1.0, 0.1), "repeats": 8, "epochs": 20},
-}
-DCSM_GENERIC_DEFAULTS = {"grey": {"mi": (0.2, 1.0, 0.1), "repeats": 4, "epochs": 20},
-                         "colour": {"mi": (0.1, 0.5, 0.2), "repeats": 8, "epochs": 20}}
+def shared_fields() -> list[dataclasses.Field]:
+    """The shared settings (every field of TrainConfig but `options`)."""
+    return [f for f in fields(TrainConfig) if f.name != "options"]
 
 
-def dataset_defaults(dataset: str, channels: int, method: str = "dccs") -> dict:
-    """Defaults for one data set and method: the shared augmentation defaults, then the method's own."""
-    key = dataset.lower()
-    kind = "colour" if channels == 3 else "grey"
-    shared = DATASET_DEFAULTS.get(key, GENERIC_DEFAULTS[kind])
-    if method != "dcsm":
-        return shared
-    own = DCSM_DATASET_DEFAULTS.get(key, DCSM_GENERIC_DEFAULTS[kind])
-    keep = {k: v for k, v in shared.items() if k in ("flip", "crop_area_min")}
-    return {**keep, **own}
+# Defaults of the shared augmentation settings per data set (a property of the images, not of the method).
+PAPER_CROP = "the paper's supplement B (crop area 0.4–1; flip, except for digits)"
+AUGMENT_DEFAULTS = DefaultsTable(
+    common=Defaults({"flip": True, "crop_area_min": 0.4}, PAPER_CROP),
+    datasets={
+        "digits": Defaults({"flip": False, "crop_area_min": 0.7}, "not in the paper: no flip for digits; 40 % of an "
+                           "8×8 digit is too little of it (docs/methods.md, 'Digits settings')"),
+        "mnist": Defaults({"flip": False}, "the paper's supplement B: no flip for MNIST"),
+    },
+)
 
 
-def validate(cfg: TrainConfig) -> None:
-    """Range checks that need no data; raises ConfigError naming the setting."""
-    def need(cond, msg):
-        if not cond:
-            raise ConfigError(msg)
+def validate(cfg: TrainConfig, resolved: bool = False) -> None:
+    """Every check that needs no data; raises ConfigError naming the setting. With `resolved`, no setting may be
+    left at None."""
+    method = _methods().get(cfg.method)
+    check_settings(cfg, resolved=False)
+    check_settings(cfg.options, resolved=False)
+    if resolved:
+        for f in shared_fields() + list(fields(cfg.options)):
+            if f.name not in NULLABLE and getattr(cfg, f.name) is None:
+                raise ConfigError(f"{flag(f.name)} was left unresolved")
+    if cfg.best_metric is not None and cfg.best_metric not in method.best_metrics:
+        raise ConfigError(f"{cfg.method.upper()} picks best.pt by {', '.join(method.best_metrics)}: best-metric "
+                          f"cannot be {cfg.best_metric}")
+    if cfg.crop_area_min is not None and cfg.crop_area_min > cfg.crop_area_max:
+        raise ConfigError("crop areas must satisfy 0 < min ≤ max ≤ 1")
+    if cfg.crop_ratio_min > cfg.crop_ratio_max:
+        raise ConfigError("crop ratios must satisfy 0 < min ≤ max")
 
-    need(cfg.method in METHODS, f"unknown method '{cfg.method}' (known: {', '.join(METHODS)})")
-    need(cfg.colour_mode in COLOUR_MODES, f"colour mode must be one of {', '.join(COLOUR_MODES)}")
-    need(cfg.ablation in DCSM_ABLATIONS, f"unknown ablation '{cfg.ablation}' (known: {', '.join(DCSM_ABLATIONS)})")
-    for name in ("n_critic", "dim_zs", "log_every", "probe_size", "keep_checkpoints", "dim_z", "backbone_width",
-                 "backbone_convs", "mi_hidden", "mi_negatives", "kmeans_iters", "kmeans_sample"):
-        need(getattr(cfg, name) >= 1, f"{name.replace('_', '-')} must be at least 1, got {getattr(cfg, name)}")
-    need(cfg.batch_size is None or cfg.batch_size >= 2,
-         "batch size must be at least 2 (the MI losses need in-batch negatives)")
-    for name in ("repeats", "kmeans_every"):
-        v = getattr(cfg, name)
-        need(v is None or v >= 1, f"{name.replace('_', '-')} must be at least 1, got {v}")
-    for name in ("eps_dt", "lambda_entropy", "mi_alpha", "mi_beta", "mi_delta"):
-        v = getattr(cfg, name)
-        need(v is None or (math.isfinite(v) and v >= 0), f"{name.replace('_', '-')} must be a finite number ≥ 0, got {v}")
-    for name in ("standard_threshold", "similarity_threshold"):
-        v = getattr(cfg, name)
-        need(0 < v < 1, f"{name.replace('_', '-')} must lie strictly between 0 and 1, got {v}")
-    need(0 <= cfg.kmeans_track <= 1, f"kmeans-track must lie in [0, 1], got {cfg.kmeans_track}")
-    need(cfg.similarity in ("kmeans", "threshold"), "similarity must be kmeans or threshold")
-    need(cfg.kmeans_scope in ("dataset", "batch"), "kmeans-scope must be dataset or batch")
-    if cfg.method == "dcsm":
-        need(cfg.beta_aug is None, "--beta-aug is a DCCS setting; DCSM has no augmentation weight (its weights are "
-                                   "--eps-dt, --lambda-entropy, --mi-alpha, --mi-beta, --mi-delta)")
-        need(cfg.best_metric in (None, "loss"), "DCSM has no Wasserstein estimate: best-metric must be loss")
-    else:
-        need(cfg.ablation == "none", "--ablation is a DCSM setting; use it with --method dcsm")
-    for name in ("steps", "snapshot_every", "checkpoint_every"):
-        v = getattr(cfg, name)
-        need(v is None or v >= 1, f"{name.replace('_', '-')} must be at least 1, got {v}")
-    need(cfg.eval_every is None or cfg.eval_every >= 0, "eval-every must be 0 or more")
-    need(cfg.epochs is None or cfg.epochs > 0, f"epochs must be positive, got {cfg.epochs}")
-    for name in ("beta_mi", "beta_adv", "lambda_gp", "prior_std"):
-        v = getattr(cfg, name)
-        need(math.isfinite(v) and v >= 0, f"{name.replace('_', '-')} must be a finite number ≥ 0, got {v}")
-    need(cfg.beta_aug is None or (math.isfinite(cfg.beta_aug) and cfg.beta_aug >= 0),
-         f"beta-aug must be a finite number ≥ 0, got {cfg.beta_aug}")
-    need(cfg.lr is None or (math.isfinite(cfg.lr) and cfg.lr > 0), f"lr must be positive, got {cfg.lr}")
-    need(all(b is None or 0 <= b < 1 for b in (cfg.adam_beta1, cfg.adam_beta2)), "Adam betas must lie in [0, 1)")
-    need(cfg.crop_area_min is None or 0 < cfg.crop_area_min <= cfg.crop_area_max <= 1,
-         "crop areas must satisfy 0 < min ≤ max ≤ 1")
-    need(0 < cfg.crop_ratio_min <= cfg.crop_ratio_max, "crop ratios must satisfy 0 < min ≤ max")
-    for name in ("brightness", "contrast", "saturation"):
-        v = getattr(cfg, name)
-        need(0 <= v < 1, f"{name} must lie in [0, 1), got {v}")
-    need(0 <= cfg.hue <= 0.5, f"hue must lie in [0, 0.5], got {cfg.hue}")
-    need(cfg.image_size is None or cfg.image_size >= 8, f"image size must be at least 8, got {cfg.image_size}")
-    need(cfg.num_clusters is None or cfg.num_clusters >= 2,
-         f"the number of clusters K must be at least 2, got {cfg.num_clusters}")
-    need(cfg.threads is None or cfg.threads >= 1, "threads must be at least 1")
-    need(0 <= cfg.best_after <= 1, f"best-after must lie in [0, 1], got {cfg.best_after}")
+
+# Settings that may stay None in a resolved config: no such setting given, and nothing to resolve it from.
+NULLABLE = {"data_path", "image_size", "threads", "run_dir", "epochs"}
+
+
+def _round_up(x: float, multiple: int) -> int:
+    return int(math.ceil(max(x, 1) / multiple) * multiple)
+
+
+def resolve_config(cfg: TrainConfig, data, world_size: int = 1) -> TrainConfig:
+    """Fill every None setting from the method's and the data set's defaults and check what needs the data.
+    `world_size` processes each take `batch_size` images of a step (distributed training)."""
+    validate(cfg)
+    method = cfg.method_class
+    table = {**AUGMENT_DEFAULTS.lookup(cfg.dataset, data.channels), **method.defaults.lookup(cfg.dataset,
+                                                                                             data.channels)}
+    own = {f.name for f in fields(method.Settings)}
+    changes = {name: value for name, value in table.items()
+               if name not in ("steps", "epochs") and (name in own or hasattr(cfg, name)) and getattr(cfg, name) is None}
+    if cfg.best_metric is None:
+        changes["best_metric"] = method.best_metrics[0]
+    k = cfg.num_clusters or data.num_classes
+    if k is None:
+        raise ConfigError(f"{data.name} has no labels: say how many clusters to make with --num-clusters K")
+    if k < 2 or k > len(data):
+        raise ConfigError(f"the number of clusters K must lie between 2 and the number of images ({len(data)}), "
+                          f"got {k}")
+    changes["num_clusters"] = k
+    batch_size = changes.get("batch_size", cfg.batch_size) * world_size
+    if batch_size > len(data):
+        raise ConfigError(f"batch size {batch_size} is larger than the data set ({len(data)} images)")
+    options = dataclasses.replace(cfg.options, **{n: v for n, v in changes.items() if n in own})
+    steps_per_epoch = (len(data) // batch_size) / method.batches_per_step_for(options)
+    steps = cfg.steps
+    if steps is None:
+        epochs = cfg.epochs if cfg.epochs is not None else table.get("epochs")
+        steps = int(math.ceil(epochs * steps_per_epoch)) if epochs is not None else table["steps"]
+    changes["steps"] = steps = max(1, steps)
+    log = cfg.log_every
+    if cfg.snapshot_every is None:
+        changes["snapshot_every"] = _round_up(steps / 50, log)
+    if cfg.eval_every is None:
+        changes["eval_every"] = _round_up(max(steps_per_epoch, steps / 50), log)
+    if cfg.checkpoint_every is None:
+        changes["checkpoint_every"] = _round_up(min(1000, steps / 10), log)
+    changes.update(method.derived_settings(options, steps=steps, steps_per_epoch=steps_per_epoch))
+    out = cfg.replace(**changes)
+    validate(out, resolved=True)
+    return out
+
+
+def default_sources(cfg: TrainConfig, channels: int) -> dict[str, str]:
+    """Where each per-data-set default of this config comes from (for documentation and `--help`)."""
+    return {**AUGMENT_DEFAULTS.sources(cfg.dataset, channels),
+            **cfg.method_class.defaults.sources(cfg.dataset, channels)}

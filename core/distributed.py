@@ -75,6 +75,11 @@ def setup(device_name: str) -> tuple[Context, str]:
     return Context(rank=rank, world_size=world, local_rank=local), device_name
 
 
+def backend() -> str | None:
+    """The process group's backend (nccl, gloo), or None without one."""
+    return dist.get_backend() if dist.is_initialized() else None
+
+
 def wrap(module: torch.nn.Module, ctx: Context, device: torch.device) -> torch.nn.Module:
     """The module as DDP (rank 0's weights and buffers are broadcast to the others now; BatchNorm's running
     statistics are rank 0's, broadcast at every forward) — or the module itself in a single process."""
@@ -191,5 +196,5 @@ def cleanup() -> None:
         dist.destroy_process_group()
 
 
-__all__ = ["Context", "SINGLE", "setup", "wrap", "average", "broadcast_object", "spread",
+__all__ = ["Context", "SINGLE", "setup", "backend", "wrap", "average", "broadcast_object", "spread",
            "ShardedBatchStream", "launched_by_torchrun", "cleanup"]

@@ -1,4 +1,5 @@
-"""Evaluate a run's checkpoint on its whole data set (`python -m core eval RUN`)."""
+"""Evaluating a method on a data set: while training (`Evaluator`: the whole set's statistics and ACC/NMI/ARI,
+the probe subset's snapshot) and afterwards from a run's checkpoint (`python -m core eval RUN`)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,44 @@ from .metrics import aligned_confusion, cluster_statistics, evaluate
 from .rundir import Run
 
 
+class Evaluator:
+    """Embeds images with a method in evaluation mode and scores the clusters; labels only ever score."""
+
+    def __init__(self, method, data, images_on_device: torch.Tensor, probe_indices: np.ndarray):
+        self.method, self.data, self.images = method, data, images_on_device
+        self.probe_indices = probe_indices
+
+    def predict(self, images: torch.Tensor | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(z_c, z_s) as numpy arrays for uint8 images (default: the whole data set)."""
+        z_c, z_s = self.method.embed(self.images if images is None else images.to(self.images.device))
+        return z_c.float().cpu().numpy(), z_s.float().cpu().numpy()
+
+    def evaluate(self) -> dict:
+        """Label-free statistics of the whole data set, plus ACC/NMI/ARI when labels exist."""
+        z_c, _ = self.predict()
+        stats = cluster_statistics(z_c)
+        out = {"cluster_sizes": stats["sizes"], "empty_clusters": stats["empty"],
+               "size_entropy": stats["size_entropy"], "mean_max_prob": stats["mean_max_prob"]}
+        if self.data.labels is not None:
+            out.update(evaluate(self.data.labels, z_c.argmax(1)))
+        return out
+
+    def probe(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, dict]:
+        """(z_c, z_s, labels, metrics) of the probe subset: what a snapshot holds."""
+        z_c, z_s = self.predict(self.data.images[torch.from_numpy(self.probe_indices)])
+        labels = None if self.data.labels is None else self.data.labels[self.probe_indices]
+        metrics = cluster_statistics(z_c)
+        if labels is not None:
+            metrics.update(evaluate(labels, z_c.argmax(1)))
+        return z_c, z_s, labels, metrics
+
+
 def load_trained(run: str | Run, checkpoint: str | int = "latest", data_path: str | None = None,
                  device: str = "auto"):
     """(method, config, data) of a run with the checkpoint's weights loaded, ready for `method.embed`."""
-    from .trainer import build_method, resolve_device
+    from .build import build_method
+    from .checkpoints import split_live
+    from .runtime import resolve_device
 
     run = run if isinstance(run, Run) else Run(run)
     cfg = TrainConfig.from_dict(run.config["settings"])
@@ -25,7 +60,10 @@ def load_trained(run: str | Run, checkpoint: str | int = "latest", data_path: st
                         progress=cfg.progress)
     method = build_method(cfg, data, dev)
     state = torch.load(run.checkpoint_path(checkpoint), map_location="cpu", weights_only=True)
-    method.load_state_dict(state["method"])
+    weights, live = split_live(state, method.live_settings)
+    method.load_state_dict(weights)
+    for name, value in live.items():
+        method.set_live(name, value)
     method.eval()
     return method, cfg, data, int(state["step"])
 

@@ -85,3 +85,15 @@ def cluster_statistics(probs: np.ndarray) -> dict:
         "size_entropy": entropy,
         "mean_max_prob": float(probs.max(1).mean()) if len(probs) else float("nan"),
     }
+
+
+def kmeans_baseline(data, seed: int = 0) -> dict | None:
+    """k-means (10 restarts) on the raw pixels of an `ImageSet`: the floor a deep clustering method has to beat
+    (None without labels)."""
+    if data.labels is None:
+        return None
+    from sklearn.cluster import KMeans
+
+    x = data.images.reshape(len(data), -1).float().numpy() / 255.0
+    pred = KMeans(data.num_classes, n_init=10, random_state=seed).fit_predict(x)
+    return evaluate(data.labels, pred)

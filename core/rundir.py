@@ -1,13 +1,14 @@
 """The run directory: the contract between the training engine and every view (format in docs/run-directory.md).
 
-    config.json        every setting (resolved), the data set, seed, library versions
+    config.json        every setting (resolved), the method's description, the data set, library versions
     status.json        state (running / finished / stopped / failed), step, message, pid
     metrics.jsonl      one JSON object per logged step, appended while training
-    control.json       written by others to steer a running trainer (β_Aug, stop)
+    control.json       written by others to steer a running trainer (β_Aug, stop): `core.control`
     probe.npz          the fixed probe subset: indices, images (uint8), labels, class names
     snapshots/step_XXXXXXXX.npz   z_c, z_s, predictions, labels of the probe subset at that step
-    checkpoints/step_XXXXXXXX.pt  all model, optimizer and random state; best.pt: lowest Wasserstein estimate
+    checkpoints/step_XXXXXXXX.pt  all model, optimizer and random state; best.pt: lowest value of best_metric
     summary.json       final metrics when the run ends
+    launch.json, train.log        a run started as its own process (`explorer.launcher`): its command and output
 
 `RunWriter` is the engine's side (every file but metrics.jsonl is written atomically; metrics.jsonl is appended
 line by line and a reader skips a torn last line). `Run` is the readers' side.
@@ -26,7 +27,8 @@ from typing import Iterator
 
 import numpy as np
 
-from .errors import RunError
+from .control import ControlChannel
+from .errors import ConfigError, RunError
 from .io import atomic_savez, atomic_write_json, json_line
 
 FORMAT_VERSION = 1
@@ -66,9 +68,6 @@ class NullWriter:
     def summary(self, summary: dict) -> None:
         pass
 
-    def poll_control(self) -> None:
-        return None
-
     def truncate_after(self, step: int) -> int:
         return 0
 
@@ -80,7 +79,6 @@ class RunWriter:
         self.path = Path(path)
         self.snapshots = self.path / "snapshots"
         self.checkpoints = self.path / "checkpoints"
-        self._control_mtime = None
 
     def create(self, config: dict) -> None:
         if (self.path / "config.json").exists():
@@ -119,22 +117,6 @@ class RunWriter:
 
     def summary(self, summary: dict) -> None:
         atomic_write_json(self.path / "summary.json", summary)
-
-    # -- steering from outside ----------------------------------------------------------------------------
-    def poll_control(self) -> dict | None:
-        """The content of control.json if it changed since the last poll (one stat call otherwise)."""
-        path = self.path / "control.json"
-        try:
-            mtime = path.stat().st_mtime_ns
-        except FileNotFoundError:
-            return None
-        if mtime == self._control_mtime:
-            return None
-        self._control_mtime = mtime
-        try:
-            return json.loads(path.read_text())
-        except (OSError, ValueError):
-            return None
 
     # -- resuming -----------------------------------------------------------------------------------------
     def truncate_after(self, step: int) -> int:
@@ -285,7 +267,7 @@ class Run:
         except (OSError, ValueError):
             return {"state": "unknown"}
         if status.get("state") in ("running", "starting") and status.get("host") == socket.gethostname():
-            if not _pid_alive(status.get("pid")):
+            if not pid_alive(status.get("pid")):
                 status.update(state="interrupted", stale=True,
                               message="the training process is gone; resume continues from the last checkpoint")
         return status
@@ -420,29 +402,66 @@ class Run:
             raise RunError(f"{self.name}: no checkpoint {which}")
         return path
 
+    # -- the method --------------------------------------------------------------------------------------
+    @property
+    def method(self) -> dict:
+        """The run's method as config.json describes it: name, live settings, curve groups, progress keys (runs
+        written before the description was recorded get it from the method registry)."""
+        described = self.config.get("method")
+        if isinstance(described, dict):
+            return described
+        cls = self.method_class
+        name = self.config.get("settings", {}).get("method", "")
+        return cls.describe() if cls is not None else {"name": name, "live_settings": [], "curve_groups": []}
+
+    @property
+    def method_class(self):
+        """The method's class from this process's registry, or None when it is not registered here."""
+        from .errors import ConfigError
+        from .methods import registry
+
+        try:
+            return registry.get(self.config.get("settings", {}).get("method", ""))
+        except ConfigError:
+            return None
+
+    @property
+    def live_settings(self) -> tuple[str, ...]:
+        """The settings this run can change while it trains (("beta_aug",) for DCCS; none for DCSM)."""
+        return tuple(self.method.get("live_settings", ()))
+
     # -- steering a running trainer (from another process) ------------------------------------------------
     def control(self) -> dict:
-        try:
-            return json.loads((self.path / "control.json").read_text())
-        except (OSError, ValueError):
-            return {}
+        return ControlChannel(self.path).read()
 
-    def send(self, **changes) -> None:
-        """Merge `changes` (beta_aug=3.0, stop=True) into control.json; the trainer applies them at its next step."""
-        control = self.control()
-        control.update(changes)
-        control["seq"] = int(control.get("seq", 0)) + 1
-        control["written"] = time.time()
-        atomic_write_json(self.path / "control.json", control)
+    def send(self, **changes) -> int:
+        """Merge `changes` (beta_aug=3.0, stop=True) into control.json; the trainer takes them at its next logged
+        step and applies setting changes from the step after. Live values are checked here first (ConfigError).
+        Returns the request's sequence number."""
+        cls = self.method_class
+        for name, value in changes.items():
+            if name == "stop":
+                if not isinstance(value, bool):
+                    raise ConfigError(f"stop must be true or false, got {value!r}")
+            elif cls is not None:
+                from .steering import check_live
 
-    def set_beta_aug(self, value: float) -> None:
-        self.send(beta_aug=float(value))
+                changes[name] = check_live(cls, name, value)
+            elif name not in self.live_settings:
+                raise ConfigError(f"{name} cannot be changed while this run trains")
+        return ControlChannel(self.path).send(**changes)
 
-    def request_stop(self) -> None:
-        self.send(stop=True)
+    def set_live(self, name: str, value: float) -> int:
+        return self.send(**{name: value})
+
+    def set_beta_aug(self, value: float) -> int:
+        return self.set_live("beta_aug", value)
+
+    def request_stop(self) -> int:
+        return self.send(stop=True)
 
 
-def _pid_alive(pid) -> bool:
+def pid_alive(pid) -> bool:
     if not isinstance(pid, int) or pid <= 0:
         return False
     try:

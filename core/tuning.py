@@ -139,8 +139,8 @@ class TuningSession:
         mode="scratch" trains each value from fresh weights (the paper's way); mode="branch" trains one warm-up
         run with the smallest value for `warmup_steps` (default: a third of the steps) and continues every value
         from its last checkpoint (faster: the warm-up is paid once)."""
+        from .config import resolve_config
         from .data import load_dataset
-        from .trainer import resolve_config
 
         path = Path(path)
         if (path / SESSION_FILE).exists():
@@ -153,8 +153,8 @@ class TuningSession:
             raise UserError("the session scores snapshots in z space (space='z'); maps are scored in the app")
         values = check_values(values)
         cfg = base if isinstance(base, TrainConfig) else TrainConfig.from_dict(dict(base))
-        if cfg.method != "dccs":
-            raise UserError("β_Aug tuning is for DCCS (--method dccs); DCSM has no β_Aug")
+        if "beta_aug" not in cfg.method_class.live_settings:
+            raise UserError(f"β_Aug tuning is for DCCS (--method dccs); {cfg.method.upper()} has no β_Aug")
         data = load_dataset(cfg.dataset, cfg.data_path, download=cfg.download, image_size=cfg.image_size,
                             progress=False)
         cfg = resolve_config(cfg.replace(beta_aug=values[0], run_dir=None), data)

@@ -1,5 +1,5 @@
-"""Everything a person looks at: projections, views, the app, notebook dashboards, the β_Aug tuning procedure.
-Depends on `core`."""
+"""Everything a person looks at: projections, views, the app and the notebook dashboards (`watch` for a run,
+`watch_session` for a β_Aug tuning session; the tuning procedure itself is `core.tuning`). Depends on `core`."""
 
 
 def __getattr__(name):  # the notebook API pulls in Panel and HoloViews: import it only when asked for

@@ -46,7 +46,7 @@ def follow_in_terminal(run_dir: Path, kmeans: bool) -> None:
               f"NMI {summary['nmi']:.4f}   ARI {summary['ari']:.4f}", flush=True)
     if kmeans:
         from core import TrainConfig, load_dataset
-        from core.cli import kmeans_baseline
+        from core.metrics import kmeans_baseline
 
         cfg = TrainConfig.from_dict(Run(run_dir).config["settings"])
         base = kmeans_baseline(load_dataset(cfg.dataset, cfg.data_path, image_size=cfg.image_size), cfg.seed)

@@ -1,13 +1,12 @@
 """The explorer app: pick or start a run, watch its curves and its embedding form, steer β_Aug.
 
-`create_app(runs="runs")` builds one page (one per browser session). `apps/explorer.py` is the `panel serve`
+`create_app(runs="runs")` builds one page (one per browser session). `apps/explorer_app.py` is the `panel serve`
 entry point and `python -m explorer` serves it on 127.0.0.1.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import time
 import traceback
 from pathlib import Path
 
@@ -104,7 +103,10 @@ class RunView(param.Parameterized):
         self.map_job = None
         self.shown_key = None
         self.selected: list[int] = []
-        self._last_beta_sent = None
+        self.panels = viewdata.panels(None)
+        self._beta_seen: float | None = None  # β_Aug the run is at, by its records
+        self._beta_sent: float | None = None  # a value this page sent that the run has not taken yet
+        self._records_since_sent = 0
         self._curves_dirty = False
 
     def set_run(self, path: str | None):
@@ -148,6 +150,7 @@ class RunView(param.Parameterized):
             if not (Path(self.run_path) / "config.json").exists():
                 return  # still starting (or failed before writing anything): the status says which
             self.run = Run(self.run_path)
+            self.panels = viewdata.panels(self.run.method)
             self.tail = self.run.tail()
         new = self.tail.read()
         if self.tail.restarted:  # a resumed run rewrote its metrics
@@ -156,7 +159,7 @@ class RunView(param.Parameterized):
             self.records += [r for r in new if r.get("kind") == "train"]
             self.set_records += [r for r in new if r.get("kind") == "set"]
             self._curves_dirty = True
-            self._update_beta()
+            self._track_beta(new)
         if self._curves_dirty:
             self._curves_dirty = True  # stays set if drawing fails, so the next tick tries again
             self._draw_curves()
@@ -180,7 +183,7 @@ class RunView(param.Parameterized):
             text += f"\n\n{i.message}"
         self.status_md.object = text
         live = i.state == "running"
-        self.beta.disabled = not live or (i.method or "dccs") != "dccs"  # only DCCS has a β_Aug
+        self.beta.disabled = not live or not self.has_beta_aug()
         self.stop_btn.disabled = not i.live
         if i.state in ("failed", "broken"):
             self._alert(i.message or i.state, "danger")
@@ -189,10 +192,11 @@ class RunView(param.Parameterized):
     def _draw_curves(self):
         if not self.records:
             return
-        groups = viewdata.curve_groups(self.records)
+        groups = viewdata.curve_groups(self.records, self.panels)
+        labels = viewdata.curve_labels(self.panels)
         x = self.x_axis.value
         xlabel = {"step": "step", "time": "training time (s)", "epoch": "epoch"}[x]
-        frames = {title: viewdata.curve_frame(self.records, metrics, x=x,
+        frames = {title: viewdata.curve_frame(self.records, metrics, x=x, labels=labels,
                                               smoothing=0.0 if title.startswith("Accuracy") else self.smoothing.value)
                   for title, metrics in groups}
         if groups != self.groups or getattr(self, "_xlabel", None) != xlabel:
@@ -208,25 +212,46 @@ class RunView(param.Parameterized):
             self.curve_pipes[title].send(frames[title])
 
     # -- β_Aug ----------------------------------------------------------------------------------------------
-    def _update_beta(self):
-        last = next((r for r in reversed(self.records) if r.get("beta_aug") is not None), None)
-        if last is None:
-            return
-        value = float(last["beta_aug"])
-        pending = self._last_beta_sent is not None and self._last_beta_sent != value
-        if not pending:
-            if value > self.beta.end:
-                self.beta.end = float(np.ceil(value))
-            self.beta.value = value
+    def has_beta_aug(self) -> bool:
+        """Whether the run has a β_Aug to steer (DCCS does; DCSM has no augmentation weight)."""
+        if self.run is None:
+            return True  # not known yet: a run still starting
+        return "beta_aug" in self.run.live_settings
+
+    def _track_beta(self, new: list[dict]) -> None:
+        """Show the β_Aug the run is at, whoever changed it. A value this page sent is shown until the run has
+        taken it (its `set` record, or a record that it ignored the request) or two records have passed without
+        it (the run takes a request at its next record)."""
+        for r in new:
+            kind = r.get("kind")
+            if kind == "train":
+                if r.get("beta_aug") is not None:
+                    self._beta_seen = float(r["beta_aug"])
+                self._records_since_sent += 1
+            elif kind == "set" and r.get("setting") == "beta_aug":
+                self._beta_seen, self._beta_sent = float(r["value"]), None
+            elif kind == "event" and r.get("event") == "control_ignored":
+                self._beta_sent = None
+        if self._beta_sent is not None and self._records_since_sent >= 2:
+            self._beta_sent = None
+        if self._beta_sent is None and self._beta_seen is not None:
+            if self._beta_seen > self.beta.end:
+                self.beta.end = float(np.ceil(self._beta_seen))
+            self.beta.value = self._beta_seen
+
+    def _sent_beta(self, value: float) -> None:
+        if value != self._beta_seen:
+            self._beta_sent, self._records_since_sent = value, 0
 
     def _on_beta(self, event):
         if self.run is None or self.info is None or self.info.state != "running":
             return
         try:
             self.run.set_beta_aug(float(event.new))
-            self._last_beta_sent = float(event.new)
-            self._alert(f"β_Aug → {event.new:g}: sent; the run applies it at its next logged step", "info")
-        except (OSError, RunError) as e:
+            self._sent_beta(float(event.new))
+            self._alert(f"β_Aug → {event.new:g}: sent; the run applies it from the step after its next record",
+                        "info")
+        except (OSError, UserError) as e:
             self._alert(f"could not send β_Aug: {e}", "danger")
 
     def _on_stop(self, event):
@@ -412,7 +437,7 @@ class ExplorerApp(param.Parameterized):
         self.run_select_b = pn.widgets.Select(label="Second run", options={}, visible=False,
                                               css_classes=["run-select-b"])
         # start-a-run form
-        self.f_method = pn.widgets.Select(label="Method", options=list(launcher.METHODS), value="dccs",
+        self.f_method = pn.widgets.Select(label="Method", options=launcher.method_names(), value="dccs",
                                           css_classes=["start-method"])
         self.f_dataset = pn.widgets.TextInput(label="Data set (name or path)", value="digits",
                                               css_classes=["start-dataset"])
@@ -557,12 +582,3 @@ def create_app(runs: str | Path = "runs", run: str | None = None, allow_remote: 
     page = app.panel()
     page.explorer = app  # for tests and notebooks
     return page
-
-
-def wait_until(predicate, timeout: float = 30.0, interval: float = 0.1) -> bool:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return False

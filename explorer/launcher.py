@@ -1,4 +1,6 @@
-"""Start and stop training runs as separate processes, so that training survives a page reload (or the app)."""
+"""Start and stop training runs and tuning sessions as separate processes, so that training survives a page reload
+(or the app). Each one's folder gets `launch.json` (the command, pid, start time) and the process's output in a log
+(`train.log` for a run, `tune.log` for a session): docs/run-directory.md."""
 
 from __future__ import annotations
 
@@ -11,11 +13,11 @@ import sys
 import time
 from pathlib import Path
 
-from core.config import METHODS  # the engine decides which methods exist
 from core.data import NAMED_DATASETS
+from core.methods import registry  # the engine decides which methods exist
 from core.errors import UserError
 from core.io import atomic_write_json
-from core.rundir import Run, _pid_alive
+from core.rundir import Run, pid_alive
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -38,9 +40,47 @@ def check_path(text: str, *, must_exist: bool = True, folder: bool | None = None
     return path.resolve()
 
 
-def _run_name(dataset: str, method: str) -> str:
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(dataset).stem or dataset).strip("-") or "data"
-    return f"{stem}-{method}-{time.strftime('%Y%m%d-%H%M%S')}"
+def method_names() -> list[str]:
+    """The methods a run can be started with (every method registered with the engine)."""
+    return registry.names()
+
+
+def unique_folder(root: Path, name: str) -> Path:
+    """A new folder `root/name` (or name-2, name-3, ... when taken)."""
+    root = Path(root).expanduser().resolve()  # the child process runs in another working directory
+    root.mkdir(parents=True, exist_ok=True)
+    path, suffix = root / name, 1
+    while path.exists():
+        suffix += 1
+        path = root / f"{name}-{suffix}"
+    path.mkdir()
+    return path
+
+
+def stem(dataset: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", Path(dataset).stem or dataset).strip("-") or "data"
+
+
+def start_process(folder: Path, args: list[str], log_name: str) -> subprocess.Popen:
+    """`python -m core ARGS` in its own process session, output to `folder/log_name`, recorded in launch.json."""
+    cmd = [sys.executable, "-m", "core", *args]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
+    with open(folder / log_name, "w") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=REPO,
+                                env=env, start_new_session=True)
+    atomic_write_json(folder / "launch.json", {"cmd": cmd, "pid": proc.pid, "started": time.time()})
+    _children.append(proc)
+    return proc
+
+
+def check_dataset(dataset: str, data_path: str | None) -> tuple[str, str | None]:
+    """A data-set name or a checked path, and a checked data path."""
+    if dataset not in NAMED_DATASETS:
+        dataset = str(check_path(dataset, what="data set path"))
+    if data_path:
+        data_path = str(check_path(data_path, what="data path"))
+    return dataset, data_path or None
 
 
 def launch(runs_root: str | Path, *, method: str = "dccs", dataset: str = "digits", data_path: str | None = None,
@@ -50,40 +90,23 @@ def launch(runs_root: str | Path, *, method: str = "dccs", dataset: str = "digit
 
     The process writes its output to `train.log` in the run directory; `launch.json` records the command and pid so
     that a run that dies before writing its status (a bad data path, say) is shown as failed with its message."""
-    if method not in METHODS:
-        raise UserError(f"unknown method {method!r} (known: {', '.join(METHODS)})")
-    if dataset not in NAMED_DATASETS:
-        dataset = str(check_path(dataset, what="data set path"))
-    if data_path:
-        data_path = str(check_path(data_path, what="data path"))
+    if method not in registry.names():
+        raise UserError(f"unknown method {method!r} (known: {', '.join(registry.names())})")
+    dataset, data_path = check_dataset(dataset, data_path)
     if beta_aug is not None and not (0 <= float(beta_aug) < 1e6):
         raise UserError(f"β_Aug must be a number ≥ 0, got {beta_aug}")
     if steps is not None and int(steps) < 1:
         raise UserError(f"steps must be at least 1, got {steps}")
-    root = Path(runs_root).expanduser().resolve()  # the trainer runs in another working directory
-    root.mkdir(parents=True, exist_ok=True)
-    run_dir = root / (name or _run_name(dataset, method))
-    suffix = 1
-    while run_dir.exists():
-        suffix += 1
-        run_dir = root / f"{name or _run_name(dataset, method)}-{suffix}"
-    run_dir.mkdir()
-    cmd = [sys.executable, "-m", "core", "train", "--method", method, "--dataset", dataset, "--run-dir",
-           str(run_dir), "--device", device, "--seed", str(int(seed)), "--no-progress"]
+    run_dir = unique_folder(Path(runs_root), name or f"{stem(dataset)}-{method}-{time.strftime('%Y%m%d-%H%M%S')}")
+    args = ["train", "--method", method, "--dataset", dataset, "--run-dir", str(run_dir), "--device", device,
+            "--seed", str(int(seed)), "--no-progress"]
     if data_path:
-        cmd += ["--data-path", data_path]
-    if beta_aug is not None and method == "dccs":  # β_Aug is DCCS's; DCSM refuses it
-        cmd += ["--beta-aug", str(float(beta_aug))]
+        args += ["--data-path", data_path]
+    if beta_aug is not None and "beta_aug" in registry.get(method).live_settings:  # DCSM has no β_Aug
+        args += ["--beta-aug", str(float(beta_aug))]
     if steps is not None:
-        cmd += ["--steps", str(int(steps))]
-    cmd += list(extra_args)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
-    with open(run_dir / "train.log", "w") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=REPO,
-                                env=env, start_new_session=True)
-    atomic_write_json(run_dir / "launch.json", {"cmd": cmd, "pid": proc.pid, "started": time.time()})
-    _children.append(proc)
+        args += ["--steps", str(int(steps))]
+    start_process(run_dir, args + list(extra_args), "train.log")
     return run_dir
 
 
@@ -104,7 +127,7 @@ def launch_state(run_dir: Path) -> tuple[str, str]:
         info = json.loads((Path(run_dir) / "launch.json").read_text())
     except (OSError, ValueError):
         pass
-    if info and _pid_alive(info.get("pid")):
+    if info and pid_alive(info.get("pid")):
         return "starting", ""
     return "failed", last_error(Path(run_dir) / "train.log") or "the training process ended without a message"
 
@@ -128,7 +151,7 @@ def stop(run_dir: str | Path, wait: float = 0.0) -> None:
             pid = json.loads((run_dir / "launch.json").read_text()).get("pid")
         except (OSError, ValueError):
             return
-        if _pid_alive(pid):
+        if pid_alive(pid):
             os.kill(pid, signal.SIGTERM)
         return
     run = Run(run_dir)
@@ -141,5 +164,5 @@ def stop(run_dir: str | Path, wait: float = 0.0) -> None:
             return
         time.sleep(0.2)
     pid = run.status().get("pid")
-    if _pid_alive(pid):
+    if pid_alive(pid):
         os.kill(pid, signal.SIGTERM)

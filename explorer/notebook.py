@@ -18,7 +18,6 @@ and the dashboard keeps moving even while a cell blocks (`dash.wait()`, `trainer
 
 from __future__ import annotations
 
-import functools
 import math
 import threading
 import time
@@ -26,41 +25,20 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import panel as pn
 
-from core.errors import ConfigError, RunError, UserError
+from core.errors import ConfigError, UserError
 from core.rundir import Run
 
 from . import launcher, viewdata
 from .app import RunView
+from .live import DEFAULT_INTERVAL, DashboardError, LiveDashboard, LockedView
 from .projection import KINDS, ProjectionService, shared_service
 from .runs import read_run_info
 
 __all__ = ["watch", "Dashboard", "DashboardError"]
 
-DEFAULT_INTERVAL = 1.0  # seconds between refreshes while a run is live or a map is being computed
-IDLE_FACTOR = 5  # an ended run is still looked at now and then (it may be resumed), just less often
 
-
-class DashboardError(UserError):
-    """A mistake in what a dashboard was asked to do. Jupyter shows its one-line message, not a traceback, since
-    bad input is not a bug."""
-
-    def _render_traceback_(self) -> list[str]:  # IPython's hook for custom exception display
-        return [f"{type(self).__name__}: {self}"]
-
-
-def _locked(fn):
-    """`fn` holding the view's lock: the refresh thread and widget callbacks must not interleave."""
-    @functools.wraps(fn)
-    def method(self, *args, **kwargs):
-        with self._lock:
-            return fn(self, *args, **kwargs)
-
-    return method
-
-
-class NotebookRunView(RunView):
+class NotebookRunView(LockedView, RunView):
     """The app's RunView with two changes for a notebook.
 
     With a Trainer of this kernel, β_Aug and Stop go to the trainer directly (`set_beta_aug`, `stop`), so they need
@@ -69,20 +47,19 @@ class NotebookRunView(RunView):
     runs in a background thread while widget callbacks run in the kernel's main thread.
     """
 
+    locked_methods = ("refresh", "set_run", "_on_beta", "_on_stop", "_draw_curves", "_want_map", "_show_scatter",
+                      "_on_snapshot_slider", "_follow_latest", "_on_select")
+
     def __init__(self, service=None, trainer=None, wake: threading.Event | None = None, **params):
-        self._lock = threading.RLock()
+        self._init_lock(wake)
         self.trainer = trainer
-        self._wake = wake or threading.Event()
         super().__init__(service, **params)
 
     # -- steering ------------------------------------------------------------------------------------------
     def has_beta_aug(self) -> bool:
-        """Whether the run has a β_Aug to steer (DCCS does; DCSM has no augmentation weight)."""
         if self.trainer is not None:
             return "beta_aug" in self.trainer.method.live_settings
-        if self.run is None:
-            return True  # not known yet: a run still starting
-        return self.run.config.get("settings", {}).get("beta_aug") is not None
+        return super().has_beta_aug()
 
     def steer_beta_aug(self, value: float) -> None:
         """Send a new β_Aug to the running trainer; DashboardError (with the reason) when that cannot be done."""
@@ -103,17 +80,19 @@ class NotebookRunView(RunView):
                     self.trainer.set_beta_aug(value)
                 except ConfigError as e:
                     raise DashboardError(str(e)) from None
-                where = "the trainer applies it at its next step"
+                where = "the trainer applies it from the step after its next record"
             else:
                 state = read_run_info(Path(self.run_path)).state
                 if state != "running" or self.run is None:
                     raise DashboardError(f"the run is {state}: β_Aug can only be changed while it trains")
                 try:
                     self.run.set_beta_aug(value)
+                except ConfigError as e:
+                    raise DashboardError(str(e)) from None
                 except OSError as e:
                     raise DashboardError(f"could not write control.json: {e}") from None
-                where = "the run applies it at its next logged step"
-            self._last_beta_sent = value
+                where = "the run applies it from the step after its next record"
+            self._sent_beta(value)
             if value > self.beta.end:
                 self.beta.end = float(np.ceil(value))
             self.beta.value = value  # shows what was sent; the records confirm it once the trainer has applied it
@@ -172,38 +151,12 @@ class NotebookRunView(RunView):
             # traceback, which would land in the notebook's output.)
             return
         super()._want_map()
-        job = self.map_job
-        if job is not None:  # wake the refresh thread as soon as the map is ready
-            job.future.add_done_callback(lambda f: self._wake.set())
+        if self.map_job is not None:
+            self._wake_when_done(self.map_job.future)
             self._wake.set()
 
 
-for _name in ("refresh", "set_run", "_on_beta", "_on_stop", "_draw_curves", "_want_map", "_show_scatter",
-              "_on_snapshot_slider", "_follow_latest", "_on_select"):
-    setattr(NotebookRunView, _name, _locked(getattr(NotebookRunView, _name)))
-del _name
-
-
-def _in_ipython() -> bool:
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return False
-    return get_ipython() is not None
-
-
-_extension_loaded = False
-
-
-def _load_extension() -> None:
-    """Panel's and HoloViews' JavaScript, once per kernel: the widget's views need Panel's models in the page."""
-    global _extension_loaded
-    if not _extension_loaded and _in_ipython():
-        pn.extension()
-        _extension_loaded = True
-
-
-class Dashboard:
+class Dashboard(LiveDashboard):
     """One run's live views in a notebook. Display it (a bare `dash` in a cell) or use `.widget` (the ipywidget)
     inside other ipywidgets; `.panel` is the same as a Panel layout (for `pn.serve` or a Panel app).
 
@@ -212,26 +165,14 @@ class Dashboard:
 
     def __init__(self, source, *, interval: float = DEFAULT_INTERVAL, service: ProjectionService | None = None,
                  start: bool = True, auto_refresh: bool = True):
-        try:
-            interval = float(interval)
-        except (TypeError, ValueError):
-            raise DashboardError(f"interval must be a number of seconds, got {interval!r}") from None
-        if not math.isfinite(interval) or interval <= 0:
-            raise DashboardError(f"interval must be a positive number of seconds, got {interval}")
+        super().__init__(interval)
         self.trainer, self.run_dir = _resolve(source)
-        self.interval = interval
-        self._wake = threading.Event()
-        self._closed = threading.Event()
         self.view = NotebookRunView(service or shared_service(), trainer=self.trainer, wake=self._wake)
-        self._panel = None
-        self._widget = None
-        self._thread: threading.Thread | None = None
-        if self.trainer is not None and start and _never_started(self.trainer):
+        if self.trainer is not None and start and not self.trainer.started:
             self.trainer.start()
         self.view.set_run(str(self.run_dir))
         if auto_refresh:
-            self._thread = threading.Thread(target=self._loop, name=f"dashboard {self.run_dir.name}", daemon=True)
-            self._thread.start()
+            self._start_refreshing(f"dashboard {self.run_dir.name}")
 
     # -- what it is ------------------------------------------------------------------------------------------
     def __repr__(self) -> str:
@@ -255,31 +196,8 @@ class Dashboard:
     def live(self) -> bool:
         """Whether the run is still training (or about to start)."""
         if self.trainer is not None:
-            return self.trainer.running or _never_started(self.trainer)
+            return self.trainer.running or not self.trainer.started
         return read_run_info(self.run_dir).live
-
-    # -- display -----------------------------------------------------------------------------------------------
-    @property
-    def panel(self) -> pn.viewable.Viewable:
-        """The views as a Panel layout (built once)."""
-        if self._panel is None:
-            self._panel = self.view.panel()
-        return self._panel
-
-    @property
-    def widget(self):
-        """The views as one ipywidget (jupyter_bokeh's BokehModel), built once and kept in step with the run."""
-        if self._widget is None:
-            _load_extension()
-            with self.view._lock:
-                self._widget = pn.ipywidget(self.panel)
-        return self._widget
-
-    def _repr_mimebundle_(self, include=None, exclude=None):
-        bundle = self.widget._repr_mimebundle_(include=include, exclude=exclude)
-        if isinstance(bundle, dict):
-            bundle["text/plain"] = repr(self)  # what a frontend without widgets (or nbconvert to text) shows
-        return bundle
 
     # -- steering ----------------------------------------------------------------------------------------------
     @property
@@ -347,19 +265,8 @@ class Dashboard:
             time.sleep(0.2)
 
     # -- refreshing ------------------------------------------------------------------------------------------
-    def refresh(self) -> None:
-        """Read what is new in the run now (the refresh thread does this by itself)."""
-        self.view.refresh()
-
-    def _loop(self) -> None:
-        while not self._closed.is_set():
-            self._wake.clear()
-            try:
-                self.view.refresh()
-                busy = self.view.info is None or self.view.info.live or self.view.map_job is not None
-            except Exception:  # RunView.refresh reports on the view itself; this thread must never die
-                busy = True
-            self._wake.wait(self.interval if busy else self.interval * IDLE_FACTOR)
+    def busy(self) -> bool:
+        return self.view.info is None or self.view.info.live or self.view.map_job is not None
 
     def settled(self) -> bool:
         """True once the run has ended and the views show its end (last records, last snapshot and its map)."""
@@ -376,28 +283,13 @@ class Dashboard:
 
         DashboardError when the run failed or `timeout` seconds pass first. The dashboard keeps updating meanwhile
         (it refreshes in its own thread)."""
-        if self.trainer is not None and _never_started(self.trainer):
+        if self.trainer is not None and not self.trainer.started:
             raise DashboardError("the trainer has not been started: call dash.trainer.start() first")
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            self.refresh()
-            if self.settled():
-                break
-            if deadline is not None and time.monotonic() > deadline:
-                raise DashboardError(f"{self.run_dir.name} is still {self.state} after {timeout:g} s")
-            time.sleep(min(0.2, self.interval))
+        self._wait_settled(timeout, lambda: f"{self.run_dir.name} is still {self.state}")
         info = self.view.info
         if info.state in ("failed", "broken", "interrupted"):
             raise DashboardError(f"{self.run_dir.name} {info.state}: {info.message or 'no message'}")
         return self.run.summary() if self.run is not None else None
-
-    def close(self) -> None:
-        """Stop refreshing (the run itself goes on; the widget keeps what it shows). The widget is not closed here:
-        jupyter_bokeh's close() fails when called twice, and ipywidgets calls it again when the widget is collected."""
-        self._closed.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
 
     # -- what is shown (for assertions and for reading it in code) --------------------------------------------
     @property
@@ -441,11 +333,6 @@ class Dashboard:
         """The training records the curves are drawn from, one row per logged step."""
         with self.view._lock:
             return pd.DataFrame(list(self.view.records))
-
-
-def _never_started(trainer) -> bool:
-    return (trainer.result is None and trainer.error is None and not trainer.running
-            and getattr(trainer, "_thread", None) is None)
 
 
 def _resolve(source) -> tuple[object | None, Path]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -91,18 +89,3 @@ class RunsFolder:
                     infos.append(info)
         infos.sort(key=lambda i: i.created, reverse=True)
         return infos, None
-
-
-def describe_age(seconds_ago: float) -> str:
-    if seconds_ago < 90:
-        return f"{seconds_ago:.0f} s ago"
-    if seconds_ago < 5400:
-        return f"{seconds_ago / 60:.0f} min ago"
-    return time.strftime("%Y-%m-%d %H:%M", time.localtime(time.time() - seconds_ago))
-
-
-def load_json(path: Path) -> dict:
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return {}

@@ -22,10 +22,7 @@ daemon thread, exactly as `explorer.watch` does for one run.
 
 from __future__ import annotations
 
-import functools
-import math
 import threading
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -34,7 +31,7 @@ import panel as pn
 from core.errors import RunError, UserError
 from core.tuning import SESSION_FILE, TuningSession
 
-from .notebook import DEFAULT_INTERVAL, IDLE_FACTOR, DashboardError, _load_extension
+from .live import DEFAULT_INTERVAL, DashboardError, LiveDashboard, LockedView
 from .projection import ProjectionService, shared_service
 from .tuning_view import TuningView, session_frame
 
@@ -43,22 +40,14 @@ __all__ = ["watch_session", "SessionDashboard"]
 ENDED = ("finished", "failed", "stopped", "interrupted")
 
 
-def _locked(fn):
-    @functools.wraps(fn)
-    def method(self, *args, **kwargs):
-        with self._lock:
-            return fn(self, *args, **kwargs)
-
-    return method
-
-
-class NotebookTuningView(TuningView):
+class NotebookTuningView(LockedView, TuningView):
     """The app's tuning tab fixed on one session, with one lock around every entry point: the refresh thread and
     the widget's callbacks (kernel main thread) must not interleave."""
 
+    locked_methods = ("open", "refresh", "_draw", "_mark", "stop_session", "_on_stop")
+
     def __init__(self, session_path: Path, service=None, wake: threading.Event | None = None):
-        self._lock = threading.RLock()
-        self._wake = wake or threading.Event()
+        self._init_lock(wake)
         self._session_path = Path(session_path)
         super().__init__(self._session_path.parent, service)
         self.select.param.update(options={self._session_path.name: str(self._session_path)},
@@ -71,46 +60,29 @@ class NotebookTuningView(TuningView):
     def _want_map(self, value: float) -> None:
         super()._want_map(value)
         job = self.jobs.get(value)
-        if job is not None:  # wake the refresh thread as soon as the map is ready
-            job[0].future.add_done_callback(lambda f: self._wake.set())
+        if job is not None:
+            self._wake_when_done(job[0].future)
 
 
-for _name in ("open", "refresh", "_draw", "_mark", "stop_session", "_on_stop"):
-    setattr(NotebookTuningView, _name, _locked(getattr(NotebookTuningView, _name)))
-del _name
-
-
-class SessionDashboard:
+class SessionDashboard(LiveDashboard):
     """One tuning session's live views in a notebook. Display it (a bare `dash` in a cell), or use `.widget`
     (the ipywidget) or `.panel` (a Panel layout)."""
 
     def __init__(self, source, *, interval: float = DEFAULT_INTERVAL, service: ProjectionService | None = None,
                  start: bool = True, auto_refresh: bool = True):
-        try:
-            interval = float(interval)
-        except (TypeError, ValueError):
-            raise DashboardError(f"interval must be a number of seconds, got {interval!r}") from None
-        if not math.isfinite(interval) or interval <= 0:
-            raise DashboardError(f"interval must be a positive number of seconds, got {interval}")
+        super().__init__(interval)
         self.path = _resolve(source)
-        self.interval = interval
         self.error: BaseException | None = None
         self._runner: threading.Thread | None = None
-        self._wake = threading.Event()
-        self._closed = threading.Event()
         self.view = NotebookTuningView(self.path, service or shared_service(), wake=self._wake)
         if self.view.session is None:
             raise DashboardError(self.view.alert.object or f"cannot open the session in {self.path}")
-        self._panel = None
-        self._widget = None
         # a TuningSession object is this kernel's to train; a folder may be another process's (which may not have
         # marked it running yet), so it is only watched unless dash.start() is called
         if start and isinstance(source, TuningSession) and self.session.data.get("state") == "created":
             self.start()
-        self._thread: threading.Thread | None = None
         if auto_refresh:
-            self._thread = threading.Thread(target=self._loop, name=f"session {self.path.name}", daemon=True)
-            self._thread.start()
+            self._start_refreshing(f"session {self.path.name}")
 
     # -- the session ---------------------------------------------------------------------------------------
     @property
@@ -206,27 +178,8 @@ class SessionDashboard:
                 raise DashboardError(self.view.alert.object)
             return self.view.session.recommendation
 
-    # -- display ----------------------------------------------------------------------------------------------
-    @property
-    def panel(self) -> pn.viewable.Viewable:
-        if self._panel is None:
-            self._panel = self.view.panel(chooser=False)
-        return self._panel
-
-    @property
-    def widget(self):
-        """The views as one ipywidget (jupyter_bokeh's BokehModel), kept in step with the session."""
-        if self._widget is None:
-            _load_extension()
-            with self.view._lock:
-                self._widget = pn.ipywidget(self.panel)
-        return self._widget
-
-    def _repr_mimebundle_(self, include=None, exclude=None):
-        bundle = self.widget._repr_mimebundle_(include=include, exclude=exclude)
-        if isinstance(bundle, dict):
-            bundle["text/plain"] = repr(self)
-        return bundle
+    def _layout(self) -> pn.viewable.Viewable:
+        return self.view.panel(chooser=False)
 
     def __repr__(self) -> str:
         rec = self.view.session.recommendation if self.view.session else None
@@ -234,21 +187,8 @@ class SessionDashboard:
         return f"SessionDashboard({str(self.path)!r}: {self.state}{call})"
 
     # -- refreshing and waiting ------------------------------------------------------------------------------------
-    def refresh(self) -> None:
-        self.view.refresh()
-
-    def _busy(self) -> bool:
+    def busy(self) -> bool:
         return self.state in ("created", "running") or bool(self.view.jobs)
-
-    def _loop(self) -> None:
-        while not self._closed.is_set():
-            self._wake.clear()
-            try:
-                self.view.refresh()
-                busy = self._busy()
-            except Exception:  # the view reports on itself; this thread must never die
-                busy = True
-            self._wake.wait(self.interval if busy else self.interval * IDLE_FACTOR)
 
     def settled(self) -> bool:
         """True once the session has ended and every scored value's map is shown (or has failed)."""
@@ -264,26 +204,11 @@ class SessionDashboard:
     def wait(self, timeout: float | None = None) -> dict | None:
         """Block until the session has ended and its maps are shown; return the recommendation. DashboardError
         when training it failed or `timeout` seconds pass first (the dashboard keeps updating meanwhile)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            self.refresh()
-            if self.settled():
-                break
-            if self.error is not None:
-                break
-            if deadline is not None and time.monotonic() > deadline:
-                raise DashboardError(f"{self.path.name} is still {self.state} after {timeout:g} s")
-            time.sleep(min(0.2, self.interval))
+        self._wait_settled(timeout, lambda: f"{self.path.name} is still {self.state}",
+                           give_up=lambda: self.error is not None)
         if self.error is not None:
             raise DashboardError(f"training the session failed: {type(self.error).__name__}: {self.error}")
         return self.recommendation
-
-    def close(self) -> None:
-        """Stop refreshing (the session itself goes on)."""
-        self._closed.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
 
     # -- what is shown -------------------------------------------------------------------------------------------
     @property

@@ -7,9 +7,6 @@ separate process (`python -m core tune`), and writes a person's marks back throu
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -20,7 +17,6 @@ import panel as pn
 import param
 
 from core.errors import RunError, UserError
-from core.io import atomic_write_json
 from core.rundir import Run
 from core.tuning import SESSION_FILE, TuningSession, find_sessions, parse_values
 
@@ -75,29 +71,17 @@ def launch_session(runs_root: str | Path, *, dataset: str, values: str, mode: st
                    steps: int | None, device: str, data_path: str | None = None) -> Path:
     """Start `python -m core tune` in its own process session (it survives a page reload); returns the folder."""
     parse_values(values)  # a typing mistake is reported here, not in a log
-    if dataset not in launcher.NAMED_DATASETS:
-        dataset = str(launcher.check_path(dataset, what="data set path"))
-    if data_path:
-        data_path = str(launcher.check_path(data_path, what="data path"))
+    dataset, data_path = launcher.check_dataset(dataset, data_path)
     if int(parallel) < 1:
         raise UserError("runs at once must be at least 1")
-    root = Path(runs_root).expanduser().resolve()
-    root.mkdir(parents=True, exist_ok=True)
-    path = root / f"tune-{Path(dataset).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
-    path.mkdir()
-    cmd = [sys.executable, "-m", "core", "tune", "--session-dir", str(path), "--dataset", dataset, "--values",
-           values, "--mode", mode, "--parallel", str(int(parallel)), "--device", device, "--no-progress"]
+    path = launcher.unique_folder(Path(runs_root), f"tune-{launcher.stem(dataset)}-{time.strftime('%Y%m%d-%H%M%S')}")
+    args = ["tune", "--session-dir", str(path), "--dataset", dataset, "--values", values, "--mode", mode,
+            "--parallel", str(int(parallel)), "--device", device, "--no-progress"]
     if steps:
-        cmd += ["--steps", str(int(steps))]
+        args += ["--steps", str(int(steps))]
     if data_path:
-        cmd += ["--data-path", data_path]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1",
-           "PYTHONPATH": os.pathsep.join(p for p in (str(launcher.REPO), os.environ.get("PYTHONPATH", "")) if p)}
-    with open(path / "tune.log", "w") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                cwd=launcher.REPO, env=env, start_new_session=True)
-    atomic_write_json(path / "launch.json", {"cmd": cmd, "pid": proc.pid, "started": time.time()})
-    launcher._children.append(proc)
+        args += ["--data-path", data_path]
+    launcher.start_process(path, args, "tune.log")
     return path
 
 

@@ -11,22 +11,12 @@ import pandas as pd
 from core.metrics import aligned_confusion, hungarian_match
 from core.rundir import Probe, Snapshot
 
-# Curve panels: (title, metrics). A metric absent from a run is left out; a panel with none is left out.
-CURVE_GROUPS: list[tuple[str, list[str]]] = [
-    ("Wasserstein estimate (−L^C)", ["wasserstein", "w_raw"]),
-    ("DCCS losses", ["mi_loss", "aug_loss", "adv_loss"]),
-    ("DCSM losses", ["dt_loss", "ft_loss", "mi_global", "mi_local", "entropy"]),
-    ("Accuracy (labels used for evaluation only)", ["acc", "nmi", "ari"]),
-    ("Cluster health", ["mean_max_prob", "size_entropy", "standard_share"]),
+# The engine's own curve panels; a method adds its panels before them (config.json's "method" description), and a
+# method panel with one of these titles adds its curves to it.
+ENGINE_PANELS: list[tuple[str, list[tuple[str, str]]]] = [
+    ("Accuracy (labels used for evaluation only)", [("acc", "ACC"), ("nmi", "NMI"), ("ari", "ARI")]),
+    ("Cluster health", [("mean_max_prob", "mean max probability"), ("size_entropy", "cluster-size entropy")]),
 ]
-CURVE_LABELS = {
-    "wasserstein": "W curve (−L^C)", "w_raw": "E[C(z̃)] − E[C(z)]", "mi_loss": "MI loss", "aug_loss": "augmentation KL",
-    "adv_loss": "adversarial", "dt_loss": "L_DT", "ft_loss": "L_FT", "mi_global": "global-local MI",
-    "mi_local": "local-local MI", "entropy": "entropy H(q)", "acc": "ACC", "nmi": "NMI", "ari": "ARI",
-    "mean_max_prob": "mean max probability", "size_entropy": "cluster-size entropy",
-    "standard_share": "cluster-standard share",
-}
-X_AXES = {"step": "step", "time": "time", "epoch": "epoch"}
 SPACES = ("Z", "Z_c", "Z_s")
 COLOUR_BY = ("cluster", "label", "confidence")
 
@@ -48,29 +38,46 @@ def smooth(values: np.ndarray, weight: float) -> np.ndarray:
     return out
 
 
-def curve_frame(records: list[dict], metrics: list[str], x: str = "step", smoothing: float = 0.0) -> pd.DataFrame:
-    """Long table (x, value, metric) of the given metrics over the training records, smoothed."""
+def panels(method: dict | None) -> list[tuple[str, list[tuple[str, str]]]]:
+    """The curve panels of a run, as (title, [(record key, label), ...]): its method's, then the engine's."""
+    groups = [(str(title), [(str(k), str(label)) for k, label in keys])
+              for title, keys in (method or {}).get("curve_groups", [])]
+    engine = {title for title, _ in ENGINE_PANELS}
+    out = [g for g in groups if g[0] not in engine]
+    for title, keys in ENGINE_PANELS:
+        out.append((title, keys + [k for t, ks in groups if t == title for k in ks]))
+    return out
+
+
+def curve_labels(panel_list) -> dict[str, str]:
+    return {key: label for _, keys in panel_list for key, label in keys}
+
+
+def curve_frame(records: list[dict], metrics: list[str], x: str = "step", smoothing: float = 0.0,
+                labels: dict[str, str] | None = None) -> pd.DataFrame:
+    """Long table (x, value, metric label) of the given metrics over the training records, smoothed."""
     rows = []
     for m in metrics:
         pts = [(r[x], r[m]) for r in records if r.get(m) is not None and r.get(x) is not None]
         if not pts:
             continue
         xs, vs = np.array(pts, dtype=float).T
-        rows.append(pd.DataFrame({"x": xs, "value": smooth(vs, smoothing), "metric": CURVE_LABELS.get(m, m)}))
+        rows.append(pd.DataFrame({"x": xs, "value": smooth(vs, smoothing), "metric": (labels or {}).get(m, m)}))
     if not rows:
         return pd.DataFrame({"x": pd.Series(dtype=float), "value": pd.Series(dtype=float),
                              "metric": pd.Series(dtype=str)})
     return pd.concat(rows, ignore_index=True)
 
 
-def curve_groups(records: list[dict]) -> list[tuple[str, list[str]]]:
-    """The panels that have data in this run."""
+def curve_groups(records: list[dict], panel_list) -> list[tuple[str, list[str]]]:
+    """The panels that have data in this run, with the keys that have data."""
     present = {k for r in records for k, v in r.items() if v is not None}
-    return [(title, [m for m in ms if m in present]) for title, ms in CURVE_GROUPS if any(m in present for m in ms)]
+    return [(title, [k for k, _ in keys if k in present]) for title, keys in panel_list
+            if any(k in present for k, _ in keys)]
 
 
 def setting_changes(set_records: list[dict], x: str = "step") -> pd.DataFrame:
-    """Where β_Aug (or another live setting) was changed: for vertical markers on the curves."""
+    """Where β_Aug (or another live setting) was changed: the vertical rules on the curves."""
     rows = [{"x": r.get(x, r.get("step")), "setting": r.get("setting"), "value": r.get("value")}
             for r in set_records if r.get(x, r.get("step")) is not None]
     return pd.DataFrame(rows, columns=["x", "setting", "value"])

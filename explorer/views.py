@@ -38,12 +38,6 @@ def category_cmap(names: list[str]) -> dict[str, str]:
     return {name: colours[i] for i, name in enumerate(names)}
 
 
-def empty_scatter_frame() -> pd.DataFrame:
-    return pd.DataFrame({"x": pd.Series(dtype=float), "y": pd.Series(dtype=float), "cluster": pd.Series(dtype=str),
-                         "label": pd.Series(dtype=str), "confidence": pd.Series(dtype=float),
-                         "row": pd.Series(dtype=int), "thumb": pd.Series(dtype=str)})
-
-
 def scatter_maps(pipe: hv.streams.Pipe, clusters: list[str], labels: list[str], *, size: int = 4,
                  height: int = 420, thumbs: bool = True) -> dict[str, hv.DynamicMap]:
     """One DynamicMap per colouring (cluster, label: categorical; confidence: continuous) on the same data pipe.

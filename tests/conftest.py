@@ -25,3 +25,28 @@ def shared_file(name: str) -> Path:
     if not path.exists():
         pytest.fail(f"{path} is missing: the shared data must sit beside the repository (../shared/data)")
     return path
+
+
+# The finished DCCS run on digits that the app, browser and dashboard tests look at, trained once per test session:
+# 60 steps, a record every 10, an evaluation every 20, snapshots at steps 1, 20, 40 and 60 of a 500-image probe.
+DIGITS_RUN = dict(dataset="digits", steps=60, snapshot_every=20, log_every=10, eval_every=20, probe_size=500,
+                  progress=False)
+
+
+@pytest.fixture(scope="session")
+def digits_run_template(tmp_path_factory) -> Path:
+    from core import TrainConfig
+    from core.trainer import Trainer
+
+    run_dir = tmp_path_factory.mktemp("shared-runs") / "digits-finished"
+    Trainer(TrainConfig(run_dir=str(run_dir), **DIGITS_RUN)).fit()
+    return run_dir
+
+
+def copy_run(template: Path, dest: Path) -> Path:
+    """A copy of a run folder (tests change their copy, never the shared one)."""
+    import shutil
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(template, dest)
+    return dest

@@ -3,7 +3,7 @@
 import pytest
 
 from core import Run, TrainConfig, load_dataset
-from core.cli import kmeans_baseline
+from core.metrics import kmeans_baseline
 from core.trainer import Trainer
 
 

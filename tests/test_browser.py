@@ -1,4 +1,4 @@
-"""The explorer in a real browser: `panel serve apps/explorer.py` against a runs folder with real runs, driven by
+"""The explorer in a real browser: `panel serve apps/explorer_app.py` against a runs folder with real runs, driven by
 headless Chromium through Playwright. Screenshots go to tests/artifacts/ (look at them)."""
 
 import contextlib
@@ -14,9 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, copy_run
 from core import Run, TrainConfig
-from core.trainer import Trainer
 from explorer.launcher import launch
 
 CHROMIUM = "/usr/bin/chromium"
@@ -38,9 +37,9 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def explorer_page(browser, root, *extra):
-    """`panel serve apps/explorer.py --runs root` on a free port and a page opened on it; the server stops after."""
+    """`panel serve apps/explorer_app.py --runs root` on a free port and a page opened on it; the server stops after."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "panel", "serve", "apps/explorer.py", "--address", "127.0.0.1",
+    proc = subprocess.Popen([sys.executable, "-m", "panel", "serve", "apps/explorer_app.py", "--address", "127.0.0.1",
                              "--port", str(port), "--args", "--runs", str(root), *extra], cwd=REPO,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -61,10 +60,9 @@ def explorer_page(browser, root, *extra):
 
 
 @pytest.fixture(scope="module")
-def runs_folder(tmp_path_factory):
+def runs_folder(tmp_path_factory, digits_run_template):
     root = tmp_path_factory.mktemp("runs")
-    Trainer(TrainConfig(dataset="digits", steps=60, snapshot_every=20, log_every=10, eval_every=20,
-                        run_dir=str(root / "digits-finished"), progress=False)).fit()
+    copy_run(digits_run_template, root / "digits-finished")  # DIGITS_RUN: 60 steps, snapshots at 1, 20, 40, 60
     return root
 
 
@@ -72,7 +70,7 @@ def runs_folder(tmp_path_factory):
 def server(runs_folder):
     port = free_port()
     log = open(runs_folder / "server.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "panel", "serve", "apps/explorer.py", "--address", "127.0.0.1",
+    proc = subprocess.Popen([sys.executable, "-m", "panel", "serve", "apps/explorer_app.py", "--address", "127.0.0.1",
                              "--port", str(port), "--args", "--runs", str(runs_folder)], cwd=REPO, stdout=log,
                             stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/explorer"
@@ -226,21 +224,20 @@ def wait_until_enabled(page, selector, timeout=60):
         time.sleep(0.25)
 
 
-def test_bad_runs_do_not_break_the_page(tmp_path, browser):
+def test_bad_runs_do_not_break_the_page(tmp_path, browser, digits_run_template):
     """A truncated metrics line, a corrupt snapshot, a failed run and a missing folder: messages, not crashes."""
     root = tmp_path / "runs"
-    Trainer(TrainConfig(dataset="digits", steps=20, snapshot_every=10, log_every=5, eval_every=10,
-                        run_dir=str(root / "damaged"), progress=False)).fit()
+    copy_run(digits_run_template, root / "damaged")
     with open(root / "damaged" / "metrics.jsonl", "a") as f:
-        f.write('{"kind":"train","step":21,"wasser')  # torn last line
-    (root / "damaged" / "snapshots" / "step_00000020.npz").write_bytes(b"PK\x03\x04broken")
+        f.write('{"kind":"train","step":61,"wasser')  # torn last line
+    (root / "damaged" / "snapshots" / "step_00000060.npz").write_bytes(b"PK\x03\x04broken")
     failed = launch(root, dataset="digits", steps=5, extra_args=("--num-clusters", "1"))
     while json.loads((failed / "launch.json").read_text()) and not (failed / "train.log").read_text():
         time.sleep(0.2)
     time.sleep(3)
     with explorer_page(browser, root, "--run", "damaged") as page:
         wait_text(page, ".run-status", r"damaged")
-        wait_text(page, ".run-alert", r"step 20 is damaged")
+        wait_text(page, ".run-alert", r"step 60 is damaged")
         page.wait_for_selector(".curves .bk-Canvas", timeout=60_000)  # the readable part still shows
         shot(page, "08-damaged-run")
         labels = page.locator(".run-select select option").all_inner_texts()

@@ -13,7 +13,8 @@ from core.config import validate
 from core.kmeans import kmeans
 from core.nets import ConvDiscriminator, VGGBackboneNet
 from core.errors import ConfigError
-from core.trainer import Trainer, resolve_config
+from core.config import resolve_config
+from core.trainer import Trainer
 
 
 def test_similarity_from_kmeans_assignments_by_hand():

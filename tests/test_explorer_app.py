@@ -5,18 +5,15 @@ import time
 import numpy as np
 import pytest
 
-from core import Run, TrainConfig
-from core.trainer import Trainer
+from conftest import copy_run
+from core import Run
 from explorer.app import ExplorerApp, RunView
 from explorer.projection import ProjectionService
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("runs")
-    Trainer(TrainConfig(dataset="digits", steps=30, snapshot_every=10, log_every=5, eval_every=10,
-                        run_dir=str(root / "r1"), progress=False, probe_size=500)).fit()
-    return root / "r1"
+def run_dir(tmp_path_factory, digits_run_template):
+    return copy_run(digits_run_template, tmp_path_factory.mktemp("runs") / "r1")  # DIGITS_RUN, finished
 
 
 @pytest.fixture(scope="module")
@@ -45,14 +42,14 @@ def test_run_view_of_a_finished_run(run_dir, service):
     titles = [t for t, _ in view.groups]
     assert titles[0].startswith("Wasserstein") and any(t.startswith("Accuracy") for t in titles)
     w = view.curve_pipes[titles[0]].data
-    assert set(w.metric) == {"W curve (−L^C)", "E[C(z̃)] − E[C(z)]"} and w.x.max() == 30
+    assert set(w.metric) == {"W curve (−L^C)", "E[C(z̃)] − E[C(z)]"} and w.x.max() == 60
     acc = view.curve_pipes[next(t for t in titles if t.startswith("Accuracy"))].data
-    assert sorted(acc[acc.metric == "ACC"].x.tolist()) == [10.0, 20.0, 30.0]
+    assert sorted(acc[acc.metric == "ACC"].x.tolist()) == [20.0, 40.0, 60.0]
     assert acc[acc.metric == "ACC"].value.tolist() == pytest.approx(
         [r["acc"] for r in Run(run_dir).metrics() if "acc" in r])
     # snapshots: the slider offers every step, the latest is shown; confusion and gallery drawn from it
-    assert view.snap_slider.options == [1, 10, 20, 30] and view.snap_slider.value == 30
-    assert view.snapshot.step == 30
+    assert view.snap_slider.options == [1, 20, 40, 60] and view.snap_slider.value == 60
+    assert view.snapshot.step == 60
     assert view.confusion_pane.object is not None
     assert view.gallery_pane.object.count("<img") == 10
     # the map arrives from the (thread) service and fills the scatter with one row per probe image
@@ -60,16 +57,16 @@ def test_run_view_of_a_finished_run(run_dir, service):
     frame = view.scatter_pipe.data
     assert len(frame) == 500 and set(frame.columns) >= {"x", "y", "cluster", "label", "confidence", "thumb"}
     assert frame.thumb.str.startswith("data:image/png").all()
-    assert "t-SNE of Z at step 30" in view.map_status.object
+    assert "t-SNE of Z at step 60" in view.map_status.object
     # a selection lists those images
     view._on_select(list(range(12)))
     assert view.selection_pane.object.count("<img") == 12 and "12 selected images" in view.selection_pane.object
     # going back in time: the slider loads that snapshot and asks for its map, warm-started from the cached one
     view.follow.value = False
-    view.snap_slider.value = 10
-    assert view.snapshot.step == 10
+    view.snap_slider.value = 20
+    assert view.snapshot.step == 20
     wait_for_map(view)
-    assert view.shown_key[3] == 10 and service.get((str(run_dir), "Z", "t-SNE", 10)) is not None
+    assert view.shown_key[3] == 20 and service.get((str(run_dir), "Z", "t-SNE", 20)) is not None
     # another space and colouring
     view.space.value = "Z_c"
     wait_for_map(view)

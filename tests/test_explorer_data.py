@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from core.errors import UserError
+from core.methods import DCCS, DCSM
 from core.rundir import Probe, Run, RunWriter, Snapshot
 from explorer import images, viewdata
 from explorer.launcher import check_path, launch, launch_state, stop
@@ -33,15 +34,20 @@ def test_curves_are_grouped_smoothed_and_follow_the_x_axis():
     records = [{"kind": "train", "step": s, "time": 2.0 * s, "epoch": s / 10, "wasserstein": float(s),
                 "mi_loss": 1.0, "aug_loss": 0.5, "adv_loss": -1.0} for s in (1, 2, 3)]
     records[-1].update(acc=0.7, nmi=0.6, ari=0.5)
-    groups = dict(viewdata.curve_groups(records))
+    panels = viewdata.panels(DCCS.describe())  # what config.json says about a DCCS run
+    labels = viewdata.curve_labels(panels)
+    groups = dict(viewdata.curve_groups(records, panels))
     assert list(groups) == ["Wasserstein estimate (−L^C)", "DCCS losses", "Accuracy (labels used for evaluation only)"]
     assert groups["Wasserstein estimate (−L^C)"] == ["wasserstein"]
-    frame = viewdata.curve_frame(records, ["wasserstein", "acc"], x="time")
+    # a DCSM panel titled like an engine panel adds its curve there, after the engine's
+    health = dict(viewdata.panels(DCSM.describe()))["Cluster health"]
+    assert [k for k, _ in health] == ["mean_max_prob", "size_entropy", "standard_share"]
+    frame = viewdata.curve_frame(records, ["wasserstein", "acc"], x="time", labels=labels)
     w = frame[frame.metric == "W curve (−L^C)"]
     assert w.x.tolist() == [2.0, 4.0, 6.0] and w.value.tolist() == [1.0, 2.0, 3.0]
     assert frame[frame.metric == "ACC"].value.tolist() == [0.7]
     # EMA with bias correction: weight 0.5 -> 1, (0.5*1*0.5 + 0.5*2)/(0.75) = 1.6667, ...
-    sm = viewdata.curve_frame(records, ["wasserstein"], smoothing=0.5).value.tolist()
+    sm = viewdata.curve_frame(records, ["wasserstein"], smoothing=0.5, labels=labels).value.tolist()
     assert sm[0] == pytest.approx(1.0) and sm[1] == pytest.approx((0.25 + 1.0) / 0.75)
     assert viewdata.curve_frame([], ["acc"]).empty
 

@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from conftest import copy_run
 from core import Run, TrainConfig
 from core.trainer import Trainer
 from explorer import DashboardError, watch
@@ -24,11 +25,8 @@ def service():
 
 
 @pytest.fixture(scope="module")
-def finished_run(tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("runs") / "done"
-    Trainer(TrainConfig(dataset="digits", steps=20, batch_size=32, log_every=5, eval_every=10, snapshot_every=10,
-                        probe_size=300, threads=1, run_dir=str(run_dir), progress=False)).fit()
-    return run_dir
+def finished_run(tmp_path_factory, digits_run_template):
+    return copy_run(digits_run_template, tmp_path_factory.mktemp("runs") / "done")  # DIGITS_RUN, finished
 
 
 def wait_until(predicate, timeout=120.0, what="condition"):
@@ -147,16 +145,16 @@ def test_dashboard_of_an_ended_run_shows_its_end_and_follows_the_map_buttons(fin
         summary = dash.wait(timeout=120)
         assert summary == Run(finished_run).summary() and summary["state"] == "finished"
         shown = dash.shown
-        assert shown["step"] == shown["snapshot_step"] == 20 and shown["records"] == len(Run(finished_run).metrics())
-        assert shown["map"] == {"kind": "t-SNE", "space": "Z", "step": 20} and shown["map_points"] == 300
-        assert shown["confusion"] and dash.confusion().to_numpy().sum() == 300
+        assert shown["step"] == shown["snapshot_step"] == 60 and shown["records"] == len(Run(finished_run).metrics())
+        assert shown["map"] == {"kind": "t-SNE", "space": "Z", "step": 60} and shown["map_points"] == 500
+        assert shown["confusion"] and dash.confusion().to_numpy().sum() == 500
         assert dash.metrics().step.tolist() == [r["step"] for r in Run(finished_run).metrics()]
-        assert dash.show_map(space="Z_s", step=10) == {"kind": "t-SNE", "space": "Z_s", "step": 10}
-        assert not dash.view.follow.value and dash.view.snapshot.step == 10
+        assert dash.show_map(space="Z_s", step=20) == {"kind": "t-SNE", "space": "Z_s", "step": 20}
+        assert not dash.view.follow.value and dash.view.snapshot.step == 20
         # a bare `dash` in a cell: the widget's view, with a readable text fallback
         bundle = dash._repr_mimebundle_()
         assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == dash.widget.model_id
-        assert bundle["text/plain"] == repr(dash) and "finished, step 20/20" in bundle["text/plain"]
+        assert bundle["text/plain"] == repr(dash) and "finished, step 60/60" in bundle["text/plain"]
         with pytest.raises(DashboardError, match="finished: β_Aug can only be changed while it trains"):
             dash.beta_aug = 3.0
         with pytest.raises(DashboardError, match="finished: there is nothing to stop"):

@@ -197,12 +197,12 @@ def test_a_branched_run_obeys_its_own_control_file_not_the_sources_sequence(tmp_
     source = Trainer(TrainConfig(steps=200, beta_aug=1.0, run_dir=str(tmp_path / "w"), **kw))
     for value in (1.5, 2.0, 1.0):  # three β_Aug changes through the source's control.json: its sequence is 3
         Run(tmp_path / "w").set_beta_aug(value)
-        source._poll_control()
+        source.steering.poll_control()
     source.config.steps = 10
     source.fit()
-    assert source.control_seq == 3
+    assert source.steering.control.seq == 3
     t = Trainer.branch(tmp_path / "w", tmp_path / "b", beta_aug=3.0, steps=40)
-    assert t.control_seq == 0
+    assert t.steering.control.seq == 0
     Run(tmp_path / "b").set_beta_aug(4.0)  # the branch's first request: sequence 1
     t.fit()
     changes = [(r["value"], r["source"]) for r in Run(tmp_path / "b").metrics("set")]

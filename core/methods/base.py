@@ -1,37 +1,82 @@
-"""What the trainer needs from a clustering method, so DCCS and DCSM share data, trainer, run directory and views."""
+"""What the engine needs from a clustering method. A method is the unit: it owns its networks and training step,
+its settings (a dataclass, with their defaults per data set and where they come from), the curves a view groups
+its records into, the keys of the progress bar, the curves that may pick best.pt and the settings that may change
+while training. The engine, the CLI and the explorer learn all of that from the class; a new method is one module
+and one `core.methods.register(...)` call (docs/methods.md, "Adding a method").
+"""
 
 from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
 
 from ..augment import InputPipeline
+from ..settings import DefaultsTable, live_names
+
+
+@dataclass
+class NoSettings:
+    """A method without settings of its own."""
 
 
 class ClusteringMethod(nn.Module):
-    """A method owns its networks and optimizers and knows how to take one training step.
+    """Base class of the methods.
 
     `train_step(batches)` draws what it needs from the batch stream and returns detached 0-d tensors (no host
-    synchronisation); `embed(images)` gives (z_c, z_s) for uint8 images, z_c being the soft cluster assignment.
-    Settings that may change while training (β_Aug) live in device tensors so that changing them never retraces
-    or recaptures anything.
+    synchronisation); `encode(x)` gives (z_c, z_s) for network inputs, z_c being the soft cluster assignment.
+    Live settings are device tensors (non-persistent buffers, so checkpoints store them apart from the weights), so
+    changing one never retraces or recaptures anything.
     """
 
-    name: str = "method"
-    #: settings that can be changed while training, with their current values in device tensors
-    live_settings: tuple[str, ...] = ()
+    name: ClassVar[str] = ""
+    title: ClassVar[str] = ""  # "DCCS (Zhao et al., ECCV 2020)": the start form and `--help`
+    Settings: ClassVar[type] = NoSettings
+    defaults: ClassVar[DefaultsTable] = DefaultsTable()
+    #: (panel title, ((record key, label), ...)): a title the engine already has (the accuracy or cluster-health
+    #: panels) adds the keys to that panel
+    curve_groups: ClassVar[tuple] = ()
+    progress_keys: ClassVar[tuple[tuple[str, str], ...]] = ()  # (record key, short label) on the progress bar
+    best_metrics: ClassVar[tuple[str, ...]] = ("loss",)  # curves that may pick best.pt (lowest wins); first: default
+    live_settings: ClassVar[tuple[str, ...]] = ()  # derived from the Settings fields marked live
 
-    def __init__(self, pipeline: InputPipeline, k: int):
+    def __init_subclass__(cls, **kw):
+        super().__init_subclass__(**kw)
+        cls.live_settings = live_names(cls.Settings)
+
+    def __init__(self, pipeline: InputPipeline, k: int, settings=None):
         super().__init__()
         self.pipeline = pipeline
         self.k = k
+        self.settings = settings if settings is not None else self.Settings()
+        for name in self.live_settings:
+            value = getattr(self.settings, name)
+            self.register_buffer(name, torch.tensor(float(value if value is not None else 0.0)), persistent=False)
 
-    # -- training ---------------------------------------------------------------------------------------
-    @property
-    def batches_per_step(self) -> int:
-        """Batches one `train_step` draws from the stream (for epochs and throughput)."""
+    # -- building ---------------------------------------------------------------------------------------
+    @classmethod
+    def from_config(cls, cfg, data, pipeline: InputPipeline, device: torch.device) -> "ClusteringMethod":
+        """The method for a resolved `TrainConfig` (its own settings in `cfg.options`) and an `ImageSet`."""
+        raise NotImplementedError
+
+    @classmethod
+    def batches_per_step_for(cls, settings) -> int:
+        """Batches one training step draws from the stream (for epochs and throughput)."""
         return 1
 
+    @classmethod
+    def derived_settings(cls, settings, *, steps: int, steps_per_epoch: float) -> dict:
+        """Defaults that depend on the run's length (DCSM's k-means period); only for settings left at None."""
+        return {}
+
+    @property
+    def batches_per_step(self) -> int:
+        return self.batches_per_step_for(self.settings)
+
+    # -- training ---------------------------------------------------------------------------------------
     def train_step(self, batches) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
@@ -53,6 +98,9 @@ class ClusteringMethod(nn.Module):
     def get_live(self, name: str) -> float:
         return float(getattr(self, name))
 
+    def live_values(self) -> dict[str, float]:
+        return {name: self.get_live(name) for name in self.live_settings}
+
     # -- inference --------------------------------------------------------------------------------------
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(z_c, z_s) for network inputs x (already through the pipeline)."""
@@ -72,3 +120,11 @@ class ClusteringMethod(nn.Module):
             return torch.cat(zc), torch.cat(zs)
         finally:
             self.train(was_training)
+
+    @classmethod
+    def describe(cls) -> dict:
+        """What a run directory records about its method (config.json "method"), so that views need no registry."""
+        return {"name": cls.name, "title": cls.title, "live_settings": list(cls.live_settings),
+                "curve_groups": [[title, [list(k) for k in keys]] for title, keys in cls.curve_groups],
+                "progress_keys": [list(k) for k in cls.progress_keys], "best_metrics": list(cls.best_metrics),
+                "settings": [f.name for f in dataclasses.fields(cls.Settings)]}

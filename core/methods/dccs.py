@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -10,7 +11,45 @@ import torch.nn.functional as F
 from .. import distributed, losses
 from ..augment import InputPipeline
 from ..nets import LeakyMLP, build_encoder
+from ..settings import Defaults, DefaultsTable, setting
 from .base import ClusteringMethod
+
+GROUP = "DCCS (Zhao et al. 2020: section 4.1, Algorithm 1)"
+
+
+@dataclass
+class DCCSSettings:
+    dim_zs: int = setting(50, "dimension of the style code z_s", low=1, group=GROUP)
+    prior_std: float = setting(0.1, "σ of the Gaussian prior on z_s", low=0, group=GROUP)
+    beta_mi: float = setting(0.5, "β_MI, weight of the mutual-information loss", low=0, group=GROUP)
+    beta_adv: float = setting(1.0, "β_Adv, weight of the adversarial (prior-matching) loss", low=0, group=GROUP)
+    beta_aug: float | None = setting(None, "β_Aug, weight of the augmentation KL loss; may change while training "
+                                     "(default 2 for grey sets, 4 for colour sets)", low=0, live=True, group=GROUP)
+    lambda_gp: float = setting(10.0, "λ, gradient-penalty coefficient", low=0, group=GROUP)
+    n_critic: int = setting(4, "critic updates per encoder update", low=1, group=GROUP)
+    negatives: str = setting("derangement", "in-batch negatives for the MI discriminator: derangement (never an "
+                             "image's own z) or permutation (the authors' code)",
+                             choices=("derangement", "permutation"), group=GROUP)
+    mi_pair_mean: bool = setting(False, "average the MI loss over all 2m pairs as the authors' code does (half of "
+                                 "Eq. 6) instead of Eq. 6's sum of the two expectations", group=GROUP)
+
+
+LENGTH = "length chosen here (the paper trains up to 3,000 epochs with early stopping; docs/methods.md)"
+DEFAULTS = DefaultsTable(
+    common=Defaults({"batch_size": 64, "lr": 1e-4, "adam_beta1": 0.5, "adam_beta2": 0.9},
+                    "the paper, section 4.1"),
+    datasets={
+        "digits": Defaults({"beta_aug": 2.0, "steps": 800, "lr": 3e-4},
+                           "not in the paper: β_Aug as for grey sets; lr and length chosen so the quick start beats "
+                           "k-means in minutes on two CPU cores (docs/methods.md, 'Digits settings')"),
+        "mnist": Defaults({"beta_aug": 2.0, "epochs": 100}, "β_Aug: the paper, section 4.1; " + LENGTH),
+        "fashion-mnist": Defaults({"beta_aug": 2.0, "epochs": 100}, "β_Aug: the paper, section 4.1; " + LENGTH),
+        "cifar10": Defaults({"beta_aug": 4.0, "epochs": 200}, "β_Aug: the paper, section 4.1; " + LENGTH),
+        "stl10": Defaults({"beta_aug": 4.0, "epochs": 200}, "β_Aug: the paper, section 4.1; " + LENGTH),
+    },
+    generic={"grey": Defaults({"beta_aug": 2.0, "epochs": 100}, "the paper's grey-set β_Aug; " + LENGTH),
+             "colour": Defaults({"beta_aug": 4.0, "epochs": 100}, "the paper's colour-set β_Aug; " + LENGTH)},
+)
 
 
 class DCCS(ClusteringMethod):
@@ -22,24 +61,40 @@ class DCCS(ClusteringMethod):
     """
 
     name = "dccs"
-    live_settings = ("beta_aug",)
+    title = "DCCS (Zhao et al., ECCV 2020)"
+    Settings = DCCSSettings
+    defaults = DEFAULTS
+    curve_groups = (
+        ("Wasserstein estimate (−L^C)", (("wasserstein", "W curve (−L^C)"), ("w_raw", "E[C(z̃)] − E[C(z)]"))),
+        ("DCCS losses", (("mi_loss", "MI loss"), ("aug_loss", "augmentation KL"), ("adv_loss", "adversarial"))),
+    )
+    progress_keys = (("wasserstein", "W"), ("mi_loss", "MI"), ("aug_loss", "Aug"))
+    best_metrics = ("wasserstein", "w_raw", "loss")
 
-    def __init__(self, pipeline: InputPipeline, k: int, input_size: int, *, dim_zs=50, prior_std=0.1,
-                 beta_mi=0.5, beta_adv=1.0, beta_aug=2.0, lambda_gp=10.0, n_critic=4, lr=1e-4,
-                 adam_betas=(0.5, 0.9), negatives="derangement", mi_pair_mean=False, device="cpu"):
-        super().__init__(pipeline, k)
-        self.dim_zs = dim_zs
-        self.prior_std = prior_std
-        self.beta_mi = beta_mi
-        self.beta_adv = beta_adv
-        self.lambda_gp = lambda_gp
-        self.n_critic = n_critic
-        self.derangement = negatives == "derangement"
-        self.mi_pair_mean = mi_pair_mean
-        self.encoder = build_encoder(input_size, pipeline.out_channels, k, dim_zs)
-        self.critic = LeakyMLP(k + dim_zs)
-        self.discriminator = LeakyMLP(self.encoder.feature_dim + k + dim_zs)
-        self.register_buffer("beta_aug", torch.tensor(float(beta_aug)))
+    @classmethod
+    def from_config(cls, cfg, data, pipeline, device):
+        return cls(pipeline, cfg.num_clusters, data.size[0], cfg.options, lr=cfg.lr,
+                   adam_betas=(cfg.adam_beta1, cfg.adam_beta2), device=device)
+
+    @classmethod
+    def batches_per_step_for(cls, settings) -> int:
+        return settings.n_critic + 1
+
+    def __init__(self, pipeline: InputPipeline, k: int, input_size: int, settings: DCCSSettings | None = None, *,
+                 lr: float = 1e-4, adam_betas=(0.5, 0.9), device="cpu"):
+        s = settings if settings is not None else DCCSSettings(beta_aug=2.0)
+        super().__init__(pipeline, k, s)
+        self.dim_zs = s.dim_zs
+        self.prior_std = s.prior_std
+        self.beta_mi = s.beta_mi
+        self.beta_adv = s.beta_adv
+        self.lambda_gp = s.lambda_gp
+        self.n_critic = s.n_critic
+        self.derangement = s.negatives == "derangement"
+        self.mi_pair_mean = s.mi_pair_mean
+        self.encoder = build_encoder(input_size, pipeline.out_channels, k, s.dim_zs)
+        self.critic = LeakyMLP(k + s.dim_zs)
+        self.discriminator = LeakyMLP(self.encoder.feature_dim + k + s.dim_zs)
         self.to(device)
         # fused Adam: one kernel per parameter group, on the GPU and the CPU alike (about 15 % of a CPU step)
         self.opt_q = torch.optim.Adam(
@@ -57,10 +112,6 @@ class DCCS(ClusteringMethod):
         the encoder unwrapped under no_grad (the critic's update), so no collective waits for a gradient that
         never comes."""
         self.train_nets = {name: distributed.wrap(net, ctx, device) for name, net in self.train_nets.items()}
-
-    @property
-    def batches_per_step(self) -> int:
-        return self.n_critic + 1
 
     def optimizers(self):
         return {"q": self.opt_q, "c": self.opt_c}

@@ -13,6 +13,8 @@ drawn outside the image's pseudo-cluster. See docs/methods.md for every choice t
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
@@ -20,39 +22,124 @@ from .. import dcsm_losses as L
 from ..augment import InputPipeline
 from ..kmeans import kmeans
 from ..nets import ConvDiscriminator, VGGBackboneNet
+from ..settings import Defaults, DefaultsTable, setting
 from .base import ClusteringMethod
 
 ABLATIONS = ("none", "oc", "no-ft", "no-mi", "global-local", "local-local")
+GROUP = "DCSM (Peng & Li 2023; docs/methods.md says why each default was chosen)"
+
+
+@dataclass
+class DCSMSettings:
+    ablation: str = setting("none", "DCSM ablation: none, oc (DCSM-oc: no IR-block, no MI), no-ft (without L_FT), "
+                            "no-mi (without L_MI), global-local (L_LMI + L_LMIT only), local-local (L_LMIC only)",
+                            choices=ABLATIONS, group=GROUP)
+    dim_z: int = setting(30, "dimension of DCSM's instance-level z (the IR-block)", low=1, group=GROUP)
+    backbone_width: int = setting(64, "channels of the first VGG stage (doubled at each later stage)", low=1,
+                                  group=GROUP)
+    backbone_convs: int = setting(1, "3×3 conv layers per VGG stage (the backbone's depth)", low=1, group=GROUP)
+    mi_hidden: int = setting(256, "width of the 1×1-conv MI discriminators", low=1, group=GROUP)
+    eps_dt: float = setting(1.0, "ε, weight of the pairwise-similarity loss L_DT", low=0, group=GROUP)
+    lambda_entropy: float = setting(1.0, "λ, weight of the entropy loss L_E", low=0, group=GROUP)
+    standard_threshold: float = setting(0.9, "largest entry of l at or above which a sample is cluster-standard "
+                                        "(L_FT)", low=0, high=1, low_open=True, high_open=True, group=GROUP)
+    mi_alpha: float | None = setting(None, "α, weight of L_LMI (z of T(x) with the map of x); default from the "
+                                     "paper's Table 2", low=0, group=GROUP)
+    mi_beta: float | None = setting(None, "β, weight of L_LMIT (z of T(x) with the map of T(x)); default from "
+                                    "Table 2", low=0, group=GROUP)
+    mi_delta: float | None = setting(None, "δ, weight of L_LMIC (map of T(x) with the map of x); default from "
+                                     "Table 2", low=0, group=GROUP)
+    mi_negatives: int = setting(4, "negative maps per image for the MI terms, drawn outside its pseudo-cluster",
+                                low=1, group=GROUP)
+    similarity: str = setting("kmeans", "how r_ij is built: kmeans (DCSM) or threshold (DCCM's rule, Table 4)",
+                              choices=("kmeans", "threshold"), group=GROUP)
+    similarity_threshold: float = setting(0.9, "cosine of l_i and l_j above which r_ij = 1 (similarity=threshold)",
+                                          low=0, high=1, low_open=True, high_open=True, group=GROUP)
+    kmeans_scope: str = setting("dataset", "dataset: k-means centres of l over a sample of the images, refreshed "
+                                "every --kmeans-every steps, each batch assigned to the nearest centre; batch: "
+                                "k-means of each batch's l", choices=("dataset", "batch"), group=GROUP)
+    kmeans_sample: int = setting(10000, "images whose l the dataset-scope k-means is fitted on (all, if fewer)",
+                                 low=1, group=GROUP)
+    kmeans_every: int | None = setting(None, "steps between dataset-wide k-means refreshes (default: a quarter "
+                                       "epoch, at most 100 steps)", low=1, group=GROUP)
+    kmeans_iters: int = setting(20, "Lloyd iterations per k-means", low=1, group=GROUP)
+    kmeans_track: float = setting(0.0, "dataset scope: step by which each centre moves towards the mean of the "
+                                  "batch's points assigned to it, every update (online k-means between refreshes; "
+                                  "0: fixed)", low=0, high=1, group=GROUP)
+    repeats: int | None = setting(None, "updates per batch, each with a fresh T(x) (paper: 4 for MNIST, 8 "
+                                  "otherwise)", low=1, group=GROUP)
+
+
+MNIST_LIKE = {"mi_alpha": 0.2, "mi_beta": 1.0, "mi_delta": 0.1, "repeats": 4}
+TABLE2 = "α/β/δ: the paper's Table 2; repeats: section 4.3"
+DEFAULTS = DefaultsTable(
+    common=Defaults({"batch_size": 32, "lr": 1e-3, "adam_beta1": 0.9, "adam_beta2": 0.999},
+                    "the paper, section 4.3 (Adam with its default betas)"),
+    datasets={
+        "digits": Defaults({**MNIST_LIKE, "steps": 400}, "MNIST's values (a grey 28-pixel set like it); length "
+                                                          "chosen here"),
+        "mnist": Defaults({**MNIST_LIKE, "epochs": 20}, TABLE2 + "; length chosen here"),
+        "fashion-mnist": Defaults({**MNIST_LIKE, "epochs": 20}, "MNIST's values (a grey 28-pixel set like it); "
+                                                                 "length chosen here"),
+        "cifar10": Defaults({"mi_alpha": 0.1, "mi_beta": 0.5, "mi_delta": 0.2, "repeats": 8, "epochs": 20},
+                            TABLE2 + "; length chosen here"),
+        "stl10": Defaults({"mi_alpha": 0.1, "mi_beta": 1.0, "mi_delta": 0.1, "repeats": 8, "epochs": 20},
+                          TABLE2 + "; length chosen here"),
+    },
+    generic={"grey": Defaults({**MNIST_LIKE, "epochs": 20}, "MNIST's values for grey sets; length chosen here"),
+             "colour": Defaults({"mi_alpha": 0.1, "mi_beta": 0.5, "mi_delta": 0.2, "repeats": 8, "epochs": 20},
+                                "CIFAR-10's values for colour sets; length chosen here")},
+)
 
 
 class DCSM(ClusteringMethod):
     name = "dcsm"
-    live_settings = ()
+    title = "DCSM (Peng & Li, Applied Sciences 2023)"
+    Settings = DCSMSettings
+    defaults = DEFAULTS
+    curve_groups = (
+        ("DCSM losses", (("dt_loss", "L_DT"), ("ft_loss", "L_FT"), ("mi_global", "global-local MI"),
+                         ("mi_local", "local-local MI"), ("entropy", "entropy H(q)"))),
+        ("Cluster health", (("standard_share", "cluster-standard share"),)),
+    )
+    progress_keys = (("dt_loss", "DT"), ("standard_share", "std"), ("mi_global", "MIgl"))
+    best_metrics = ("loss",)
 
-    def __init__(self, pipeline: InputPipeline, k: int, input_size: int, n_images: int, *, dim_z=30, width=64,
-                 convs_per_stage=1, mi_hidden=256, eps_dt=1.0, lambda_entropy=1.0, standard_threshold=0.9,
-                 mi_alpha=0.2, mi_beta=1.0, mi_delta=0.1, mi_negatives=4, similarity="kmeans",
-                 similarity_threshold=0.9, kmeans_scope="dataset", kmeans_every=100, kmeans_iters=20,
-                 kmeans_sample=10000, kmeans_track=0.0, repeats=4,
-                 ablation="none", lr=1e-3, adam_betas=(0.9, 0.999), device="cpu"):
-        super().__init__(pipeline, k)
+    @classmethod
+    def from_config(cls, cfg, data, pipeline, device):
+        return cls(pipeline, cfg.num_clusters, data.size[0], len(data), cfg.options, lr=cfg.lr,
+                   adam_betas=(cfg.adam_beta1, cfg.adam_beta2), device=device)
+
+    @classmethod
+    def derived_settings(cls, settings, *, steps, steps_per_epoch):
+        if settings.kmeans_every is not None:
+            return {}
+        # in steps, not epochs: the network drifts away from the centres by the step, whatever the data set's size
+        return {"kmeans_every": max(1, min(100, int(round(steps_per_epoch / 4))))}
+
+    def __init__(self, pipeline: InputPipeline, k: int, input_size: int, n_images: int,
+                 settings: DCSMSettings | None = None, *, lr: float = 1e-3, adam_betas=(0.9, 0.999), device="cpu"):
+        s = settings if settings is not None else DCSMSettings(**{**MNIST_LIKE, "kmeans_every": 100})
+        super().__init__(pipeline, k, s)
+        ablation = s.ablation
         if ablation not in ABLATIONS:
             raise ValueError(f"unknown DCSM ablation '{ablation}' (known: {', '.join(ABLATIONS)})")
         self.ablation = ablation
-        self.eps_dt, self.lambda_entropy = eps_dt, lambda_entropy
-        self.standard_threshold = standard_threshold
+        self.eps_dt, self.lambda_entropy = s.eps_dt, s.lambda_entropy
+        self.standard_threshold = s.standard_threshold
         self.use_ft = ablation not in ("oc", "no-ft")
         no_mi = ablation in ("oc", "no-mi")
-        self.mi_alpha = 0.0 if no_mi or ablation == "local-local" else mi_alpha
-        self.mi_beta = 0.0 if no_mi or ablation == "local-local" else mi_beta
-        self.mi_delta = 0.0 if no_mi or ablation == "global-local" else mi_delta
-        self.mi_negatives = mi_negatives
-        self.similarity, self.similarity_threshold = similarity, similarity_threshold
-        self.kmeans_scope, self.kmeans_every, self.kmeans_iters = kmeans_scope, kmeans_every, kmeans_iters
-        self.kmeans_sample = min(kmeans_sample, n_images)
-        self.kmeans_track = kmeans_track
-        self.repeats = repeats
-        self.net = VGGBackboneNet(pipeline.out_channels, k, input_size, dim_z, width, convs_per_stage)
+        self.mi_alpha = 0.0 if no_mi or ablation == "local-local" else s.mi_alpha
+        self.mi_beta = 0.0 if no_mi or ablation == "local-local" else s.mi_beta
+        self.mi_delta = 0.0 if no_mi or ablation == "global-local" else s.mi_delta
+        self.mi_negatives = s.mi_negatives
+        self.similarity, self.similarity_threshold = s.similarity, s.similarity_threshold
+        self.kmeans_scope, self.kmeans_every, self.kmeans_iters = s.kmeans_scope, s.kmeans_every, s.kmeans_iters
+        self.kmeans_sample = min(s.kmeans_sample, n_images)
+        self.kmeans_track = s.kmeans_track
+        self.repeats = s.repeats
+        dim_z, mi_hidden = s.dim_z, s.mi_hidden
+        self.net = VGGBackboneNet(pipeline.out_channels, k, input_size, dim_z, s.backbone_width, s.backbone_convs)
         c = self.net.map_channels
         self.disc_global = ConvDiscriminator(c, dim_z, mi_hidden)  # (z̃, C) and (z̃, C̃): L_LMI, L_LMIT
         self.disc_local = ConvDiscriminator(c, c, mi_hidden)  # (C̃, C): L_LMIC
@@ -69,10 +156,6 @@ class DCSM(ClusteringMethod):
         if self.mi_delta:
             params += list(self.disc_local.parameters())
         self.opt = torch.optim.Adam(params, lr=lr, betas=adam_betas, fused=True)
-
-    @property
-    def batches_per_step(self) -> int:
-        return 1
 
     def optimizers(self):
         return {"net": self.opt}

@@ -1,20 +1,18 @@
-"""The explorer app, for `panel serve`:
+"""The explorer app, for `panel serve` (with the project installed: `make install` or `pip install -e .`):
 
-    panel serve apps/explorer.py --address 127.0.0.1 --args --runs runs [--run NAME] [--allow-remote]
+    panel serve apps/explorer_app.py --address 127.0.0.1 --args --runs runs [--run NAME] [--allow-remote]
 
 `python -m explorer` does the same and binds 127.0.0.1 by itself; `make run` also trains a run on digits first.
-Browsers from other machines get a refusal unless `--allow-remote` is given.
+Browsers from other machines get a refusal unless `--allow-remote` is given. (The file is not named explorer.py:
+`panel serve` puts this folder first on the import path, where such a file would hide the explorer package.)
 """
 
 import argparse
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # works from a checkout without installing
+from explorer.app import create_app
 
-from explorer.app import create_app  # noqa: E402
-
-parser = argparse.ArgumentParser(prog="apps/explorer.py")
+parser = argparse.ArgumentParser(prog="apps/explorer_app.py")
 parser.add_argument("--runs", default="runs", help="the runs folder (default ./runs)")
 parser.add_argument("--run", default=None, help="the run to show first (its folder name)")
 parser.add_argument("--allow-remote", action="store_true", help="serve browsers on other machines too")

@@ -1,0 +1,150 @@
+"""A run's checkpoints: what a checkpoint holds, writing it (atomically, rotating old ones, keeping the best),
+reading one back, and where a trainer starts from (`Resume` a run, or `Branch` a new run off another's checkpoint).
+
+Live settings (β_Aug) are stored apart from the weights (`live`), so that a branch starts from the source's
+weights with its own live values, and a resumed run continues with the values in force when it stopped.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .errors import ConfigError, RunError
+from .io import atomic_torch_save, link_atomic
+from .rundir import Run, checkpoint_name
+
+FORMAT = 2  # 1: live settings inside `method` (still read)
+# what `resume` and `branch` may change: settings that do not alter the method
+CHANGEABLE = {"steps", "device", "threads", "progress", "log_every", "eval_every", "snapshot_every",
+              "checkpoint_every", "keep_checkpoints", "data_path", "download"}
+
+
+@dataclass
+class Resume:
+    """Continue a run directory from its checkpoint; `changes`: settings given anew (a longer `steps`, ...)."""
+
+    state: dict
+    changes: dict = field(default_factory=dict)
+
+
+@dataclass
+class Branch:
+    """Start a new run from another run's checkpoint at `step`, with the source's records up to it."""
+
+    source: str
+    step: int
+    state: dict
+    records: list = field(default_factory=list)
+
+
+def load(run: Run, step: int | str = "latest") -> dict:
+    """A checkpoint's state (CPU tensors); for "latest", the newest readable one, past damaged ones."""
+    if step != "latest":
+        return torch.load(run.checkpoint_path(step), map_location="cpu", weights_only=True)
+    for s in reversed(run.checkpoint_steps()):
+        try:
+            return torch.load(run.checkpoint_path(s), map_location="cpu", weights_only=True)
+        except Exception:  # a damaged checkpoint: fall back to the one before
+            continue
+    raise RunError(f"{run.path} has no readable checkpoint to resume from")
+
+
+def split_live(state: dict, live_names) -> tuple[dict, dict]:
+    """(weights, live values) of a checkpoint, whatever its format."""
+    weights = dict(state["method"])
+    live = {name: float(weights.pop(name)) for name in live_names if name in weights}  # format 1
+    live.update(state.get("live", {}))
+    return weights, live
+
+
+def capture(step: int, batches, elapsed: float, method, config, control_seq: int) -> dict:
+    """Everything a resumed run needs to compute what the uninterrupted one would have (docs/run-directory.md)."""
+    return {"format": FORMAT, "step": step, "epoch": batches.epoch, "elapsed": elapsed,
+            "method": method.state_dict(), "live": method.live_values(),
+            "optimizers": {k: o.state_dict() for k, o in method.optimizers().items()},
+            "batches": batches.state_dict(), "torch_rng": torch.get_rng_state(), "control_seq": control_seq,
+            "settings": config.to_dict()}
+
+
+def restore(state: dict, method, batches, *, live: bool = True) -> None:
+    """Put a checkpoint's weights, optimiser states, data order and random state back; its live values too unless
+    `live` is false (a branch keeps its own)."""
+    if state.get("format") not in (1, FORMAT):
+        raise RunError(f"checkpoint format {state.get('format')} is not supported by this version")
+    weights, values = split_live(state, method.live_settings)
+    method.load_state_dict(weights)
+    for k, o in method.optimizers().items():
+        o.load_state_dict(state["optimizers"][k])
+    batches.load_state_dict(state["batches"])
+    torch.set_rng_state(state["torch_rng"])
+    if live:
+        for name, value in values.items():
+            method.set_live(name, value)
+
+
+class Checkpoints:
+    """Writes checkpoints into a run's `checkpoints/` folder: keeps the newest `keep`, and `best.pt` for the lowest
+    value of `best_metric` among those from step `best_from` on."""
+
+    def __init__(self, run_path: Path, keep: int, best_metric: str):
+        self.folder = Path(run_path) / "checkpoints"
+        self.run_path = Path(run_path)
+        self.keep = keep
+        self.best_metric = best_metric
+        self.best = {"value": math.inf, "step": None}
+
+    def save(self, step: int, state: dict, record: dict | None, best_from: float = 0) -> tuple[Path, bool]:
+        value = (record or {}).get(self.best_metric)
+        is_best = (step >= best_from and value is not None and math.isfinite(value)
+                   and value < self.best["value"])
+        if is_best:
+            self.best = {"value": float(value), "step": step}
+        path = self.folder / checkpoint_name(step)
+        atomic_torch_save(path, {**state, "best": dict(self.best)})
+        if is_best:  # a hard link: no second copy to write, and it outlives the rotation of step files
+            link_atomic(path, self.folder / "best.pt")
+        for old in Run(self.run_path).checkpoint_steps()[: -self.keep]:
+            (self.folder / checkpoint_name(old)).unlink(missing_ok=True)
+        return path, is_best
+
+
+def resume_point(run_dir, overrides: dict):
+    """(config, Resume) to continue `run_dir` from its latest readable checkpoint with `overrides` applied."""
+    from .config import TrainConfig
+
+    run = Run(run_dir)
+    overrides = allowed_changes(overrides, CHANGEABLE, "resuming")
+    old = run.config["settings"]
+    cfg = TrainConfig.from_dict(old).replace(run_dir=str(run.path), **overrides)
+    return cfg, Resume(load(run), {k: v for k, v in overrides.items() if old.get(k) != v})
+
+
+def branch_point(source, run_dir, step: int | None, changes: dict):
+    """(config, Branch) for a new run in `run_dir` from `source`'s checkpoint at `step` (default: its latest)."""
+    from .config import TrainConfig
+
+    src = Run(source)
+    changes = allowed_changes(changes, CHANGEABLE | set(src.live_settings), "branching")
+    steps = src.checkpoint_steps()
+    if not steps:
+        raise RunError(f"{src.path} has no checkpoint to branch from")
+    step = steps[-1] if step is None else step
+    if step not in steps:
+        raise RunError(f"{src.path} has no checkpoint at step {step} (it has: {', '.join(map(str, steps))})")
+    cfg = TrainConfig.from_dict(src.config["settings"]).replace(run_dir=str(run_dir), **changes)
+    if cfg.steps <= step:
+        raise ConfigError(f"the branch starts at step {step}: give it more steps than that (--steps)")
+    records = [r for r in src.metrics() if r.get("step", 0) <= step]
+    return cfg, Branch(str(src.path), step, load(src, step), records)
+
+
+def allowed_changes(given: dict, allowed: set, doing: str) -> dict:
+    given = {k: v for k, v in given.items() if v is not None}
+    bad = sorted(k for k in given if k not in allowed)
+    if bad:
+        raise ConfigError(f"cannot change {', '.join(bad)} when {doing} (changeable: {', '.join(sorted(allowed))})")
+    return given
