@@ -11,7 +11,28 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+# Under pytest-xdist (`make test` runs two workers) each worker, and every process a test starts, takes one core:
+# two workers each taking every core would make both several times slower (docs/benchmarks.md).
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
+else:
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+# Tests that take longest start first, so that two workers end together (seconds measured on two Xeon cores).
+LONGEST_FIRST = ("test_default_digits_job", "test_two_gloo_processes", "test_notebook_runs_headless",
+                 "test_tuning_tab_draws", "test_explorer_shows_a_run_live", "test_short_dcsm_run")
+
+
+def pytest_collection_modifyitems(config, items):
+    def rank(item):
+        name = item.name
+        for i, prefix in enumerate(LONGEST_FIRST):
+            if name.startswith(prefix):
+                return i
+        return len(LONGEST_FIRST) + (0 if item.get_closest_marker("slow") else 1)
+
+    items.sort(key=rank)  # stable: the file order stays within each rank
 
 
 @pytest.fixture(autouse=True)
@@ -27,10 +48,11 @@ def shared_file(name: str) -> Path:
     return path
 
 
-# The finished DCCS run on digits that the app, browser and dashboard tests look at, trained once per test session:
-# 60 steps, a record every 10, an evaluation every 20, snapshots at steps 1, 20, 40 and 60 of a 500-image probe.
-DIGITS_RUN = dict(dataset="digits", steps=60, snapshot_every=20, log_every=10, eval_every=20, probe_size=500,
-                  progress=False)
+# The finished DCCS run on digits that the app, browser and dashboard tests look at, trained once per test session
+# (a few seconds): 60 steps of 32 images, a record every 10, an evaluation every 20, snapshots at steps 1, 20, 40
+# and 60 of a 500-image probe.
+DIGITS_RUN = dict(dataset="digits", steps=60, batch_size=32, snapshot_every=20, log_every=10, eval_every=20,
+                  probe_size=500, progress=False)
 
 
 @pytest.fixture(scope="session")

@@ -28,6 +28,7 @@ def test_default_digits_job_beats_kmeans_on_raw_pixels(tmp_path):
     assert result["empty_clusters"] <= 1, result
 
 
+@pytest.mark.slow
 def test_short_dcsm_run_on_digits_is_clearly_above_chance(tmp_path):
     # DCSM in the same engine: 100 steps of 32 images, each batch trained twice (digits' default is 4, as the paper
     # for MNIST: halved to keep CI short; about 100 s on 2 AMD EPYC cores), k-means per batch; chance is about

@@ -18,6 +18,8 @@ from conftest import REPO, copy_run
 from core import Run, TrainConfig
 from explorer.launcher import launch
 
+pytestmark = pytest.mark.browser
+
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = REPO / "tests" / "artifacts"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -270,7 +272,7 @@ def test_tuning_tab_draws_a_map_per_value_and_saves_a_mark(tmp_path, browser):
     root = tmp_path / "runs"
     base = TrainConfig(dataset="digits", steps=30, snapshot_every=30, log_every=10, eval_every=30, probe_size=300,
                        batch_size=32, progress=False)
-    session = TuningSession.create(root / "tune", base, [1, 2, 3], stop_at_overlap=False)
+    session = TuningSession.create(root / "tune", base, [1, 2, 3], stop_at_overlap=False, parallel=3)
     session.run(progress=False)
     with explorer_page(browser, root) as page:
         errors = []

@@ -129,6 +129,7 @@ def test_zip_with_split_and_class_folders(tmp_path):
     assert all(int(d.images[i, 0, 0, 0]) == (100 if d.labels[i] == 0 else 200) for i in range(4))
 
 
+@pytest.mark.slow
 def test_cifar10_zip_loads_through_the_generic_folder_path():
     d = load_dataset("cifar10", shared_file("cifar10-images.zip"), progress=False)
     assert d.images.shape == (60000, 3, 32, 32) and d.images.dtype == torch.uint8

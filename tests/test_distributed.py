@@ -129,6 +129,7 @@ def test_two_gloo_processes_on_digits_stay_identical_and_reach_the_single_proces
     assert summary["acc"] >= 0.70, summary
 
 
+@pytest.mark.slow
 def test_dcsm_under_torchrun_is_a_clear_error(tmp_path):
     proc = _train(["--method", "dcsm", "--steps", "5"], tmp_path / "dcsm", torchrun=True)
     out, _ = proc.communicate(timeout=300)

@@ -139,6 +139,7 @@ def test_paths_typed_into_the_app_are_checked(tmp_path):
     assert check_path(str(tmp_path)) == tmp_path.resolve()
 
 
+@pytest.mark.slow
 def test_launch_runs_training_in_its_own_process_and_stop_ends_it(tmp_path):
     run_dir = launch(tmp_path / "runs", dataset="digits", steps=100000, device="cpu",
                      extra_args=("--batch-size", "32", "--log-every", "2", "--eval-every", "0"))
@@ -163,6 +164,7 @@ def test_launch_runs_training_in_its_own_process_and_stop_ends_it(tmp_path):
         launch(tmp_path / "runs", dataset=str(tmp_path / "no-such-data"))
 
 
+@pytest.mark.slow
 def test_launch_starts_a_dcsm_run_and_leaves_out_the_dccs_only_beta(tmp_path):
     run_dir = launch(tmp_path / "runs", method="dcsm", dataset="digits", steps=2, beta_aug=3.0, device="cpu",
                      extra_args=("--backbone-width", "8", "--repeats", "1", "--eval-every", "0",

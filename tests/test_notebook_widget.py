@@ -69,6 +69,7 @@ def capture_patches(widget):
     return sent
 
 
+@pytest.mark.slow
 def test_browser_slider_and_stop_button_steer_a_trainer_of_this_kernel(tmp_path, service):
     trainer = Trainer(TrainConfig(dataset="digits", steps=5000, batch_size=32, log_every=2, eval_every=0,
                                   snapshot_every=20, probe_size=300, threads=1, run_dir=str(tmp_path / "r"),
@@ -110,6 +111,7 @@ def test_browser_slider_and_stop_button_steer_a_trainer_of_this_kernel(tmp_path,
         dash.close()
 
 
+@pytest.mark.slow
 def test_browser_slider_and_stop_button_steer_a_run_another_process_writes(tmp_path, service):
     run_dir = launch(tmp_path / "runs", dataset="digits", steps=100000, device="cpu",
                      extra_args=("--batch-size", "32", "--log-every", "2", "--eval-every", "0", "--probe-size", "300",
@@ -231,6 +233,7 @@ def _slider_and_button_ids(render_bundle: str) -> tuple[str, str]:
     return ids["beta-slider"], ids["stop-btn"]
 
 
+@pytest.mark.slow
 def test_in_a_real_kernel_the_cell_returns_at_once_and_the_widget_talks_both_ways(tmp_path):
     """A Jupyter kernel and a client standing in for the browser: the cell returns while training goes on, the
     dashboard's updates keep arriving as widget messages while the kernel is idle, the kernel answers other cells,

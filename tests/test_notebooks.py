@@ -23,7 +23,7 @@ def test_every_notebook_is_tested_and_committed_without_outputs():
         assert "FULL = False" in code[0].source, name  # the switch to the full data sets, at the top
 
 
-@pytest.mark.slow
+@pytest.mark.notebook
 @pytest.mark.parametrize("name", NAMES)
 def test_notebook_runs_headless(name, tmp_path, monkeypatch):
     monkeypatch.setenv("DCX_RUNS", str(tmp_path / "runs"))  # the notebooks' runs folder (default ../runs)

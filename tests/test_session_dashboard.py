@@ -28,6 +28,7 @@ def service():
     svc.shutdown()
 
 
+@pytest.mark.slow
 def test_a_session_trains_in_the_background_and_the_slider_and_marks_work_through_the_widget(tmp_path, service):
     session = TuningSession.create(tmp_path / "tune", TrainConfig(steps=30, **SMALL), [1, 3], mode="branch",
                                    warmup_steps=10, parallel=2)
@@ -82,6 +83,7 @@ def test_a_session_trains_in_the_background_and_the_slider_and_marks_work_throug
         dash.close()
 
 
+@pytest.mark.slow
 def test_stop_button_stops_a_session_another_process_trains_and_it_continues(tmp_path, service):
     folder = tmp_path / "tune"
     cmd = [sys.executable, "-m", "core", "tune", "--session-dir", str(folder), "--values", "1,2", "--steps",

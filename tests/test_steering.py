@@ -63,6 +63,7 @@ def test_the_same_step_in_two_processes(tmp_path):
     assert [file[k] for k in LOSSES] == [api[k] for k in LOSSES]
 
 
+@pytest.mark.slow
 def test_the_app_shows_a_change_made_elsewhere_after_sending_its_own(tmp_path):
     from explorer.app import RunView
     from explorer.projection import ProjectionService

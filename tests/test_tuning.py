@@ -78,6 +78,7 @@ def test_session_input_checks(tmp_path):
         TuningSession(tmp_path)
 
 
+@pytest.mark.slow
 def test_branch_continues_a_checkpoint_with_a_new_beta(tmp_path):
     kw = dict(dataset="digits", progress=False, log_every=5, eval_every=0, probe_size=100, batch_size=32)
     Trainer(TrainConfig(steps=10, beta_aug=1.0, run_dir=str(tmp_path / "w"), **kw)).fit()
@@ -97,6 +98,7 @@ def test_branch_continues_a_checkpoint_with_a_new_beta(tmp_path):
         Trainer.branch(tmp_path / "w", tmp_path / "d", lr=1.0, steps=20)
 
 
+@pytest.mark.slow
 def test_short_session_on_digits_end_to_end_and_the_app_opens_it(tmp_path):
     root = tmp_path / "runs"
     cmd = [sys.executable, "-m", "core", "tune", "--session-dir", str(root / "tune-digits"), "--dataset", "digits",
@@ -162,6 +164,7 @@ def test_a_running_session_adopts_marks_another_process_saved(tmp_path):
     assert runner.stop_requested and viewer.stop_requested
 
 
+@pytest.mark.slow
 def test_a_stop_reaches_runs_whose_process_is_still_starting(tmp_path):
     """A person's stop (or the overlap rule's) can come while a value's child process is still importing torch:
     its run directory has no config.json yet, and a request written then would be taken for a stale one. The
@@ -192,6 +195,7 @@ def test_a_stop_reaches_runs_whose_process_is_still_starting(tmp_path):
     assert started, "the stop was meant to arrive while the child was starting"
 
 
+@pytest.mark.slow
 def test_a_branched_run_obeys_its_own_control_file_not_the_sources_sequence(tmp_path):
     kw = dict(dataset="digits", progress=False, log_every=1, eval_every=0, probe_size=100, batch_size=32)
     source = Trainer(TrainConfig(steps=200, beta_aug=1.0, run_dir=str(tmp_path / "w"), **kw))
