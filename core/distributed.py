@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from .batches import BatchStream
 from .errors import ConfigError
 
 # Offsets the per-rank noise seed away from the shared data-order seed.
@@ -128,12 +129,12 @@ def noise_seed(seed: int, rank: int, step: int = 0) -> int:
     return (seed + 1 + rank * NOISE_SEED_STRIDE + step * 7919) % (2 ** 63 - 1)
 
 
-class ShardedBatchStream:
+class ShardedBatchStream(BatchStream):
     """Every rank's share of one shuffled global batch after another.
 
     The order of the data comes from a generator seeded the same on every rank, so the ranks agree on each global
     batch of `batch_size × world_size` images and each takes its own `batch_size`; `generator` (the one methods
-    draw their noise from) is the rank's own. Same interface as `core.batches.BatchStream`."""
+    draw their noise from) is the rank's own."""
 
     def __init__(self, images: torch.Tensor, batch_size: int, seed: int, ctx: Context):
         n = images.shape[0]
@@ -141,36 +142,18 @@ class ShardedBatchStream:
         if global_batch > n:
             raise ConfigError(f"batch size {batch_size} × {ctx.world_size} processes is larger than the data set "
                               f"({n} images)")
-        self.images = images
-        self.batch_size = batch_size
-        self.ctx = ctx
-        self.seed = seed
-        self.order = torch.Generator(device=images.device)
-        self.order.manual_seed(seed)
-        self.generator = torch.Generator(device=images.device)
-        self.generator.manual_seed(noise_seed(seed, ctx.rank))
-        self.batches_per_epoch = n // global_batch
-        self.perm = torch.randperm(n, generator=self.order, device=images.device)
-        self.position = 0
-        self.batches_seen = 0
+        self.ctx, self.seed = ctx, seed
+        order = torch.Generator(device=images.device)
+        order.manual_seed(seed)
+        noise = torch.Generator(device=images.device)
+        noise.manual_seed(noise_seed(seed, ctx.rank))
+        super().__init__(images, batch_size, noise, order=order, batches_per_epoch=n // global_batch)
 
-    def next(self) -> torch.Tensor:
-        if self.position == self.batches_per_epoch:
-            self.perm = torch.randperm(self.images.shape[0], generator=self.order, device=self.images.device)
-            self.position = 0
-        start = (self.position * self.ctx.world_size + self.ctx.rank) * self.batch_size
-        idx = self.perm[start:start + self.batch_size]
-        self.position += 1
-        self.batches_seen += 1
-        return self.images[idx]
-
-    @property
-    def epoch(self) -> float:
-        return self.batches_seen / self.batches_per_epoch
+    def slot(self) -> int:
+        return self.position * self.ctx.world_size + self.ctx.rank
 
     def state_dict(self) -> dict:
-        return {"perm": self.perm.cpu(), "position": self.position, "batches_seen": self.batches_seen,
-                "generator": self.order.get_state(), "world_size": self.ctx.world_size}
+        return {**super().state_dict(), "world_size": self.ctx.world_size}
 
     def load_state_dict(self, state: dict) -> None:
         """Continue a checkpoint's data order. The noise generators are reseeded per rank from the step (only
@@ -184,10 +167,7 @@ class ShardedBatchStream:
             self.perm = torch.randperm(self.images.shape[0], generator=self.order, device=self.images.device)
             self.position = 0
         else:
-            self.perm = state["perm"].to(self.images.device)
-            self.position = int(state["position"])
-            self.batches_seen = int(state["batches_seen"])
-            self.order.set_state(state["generator"])
+            super().load_state_dict(state)
         self.generator.manual_seed(noise_seed(self.seed, self.ctx.rank, self.batches_seen))
 
 

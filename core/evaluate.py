@@ -13,20 +13,26 @@ from .rundir import Run
 
 
 class Evaluator:
-    """Embeds images with a method in evaluation mode and scores the clusters; labels only ever score."""
+    """Embeds images with a method in evaluation mode and scores the clusters; labels only ever score.
+
+    The whole set's embedding at a step is kept for that step, so a snapshot due at an evaluation step takes its
+    probe rows from it instead of embedding them again."""
 
     def __init__(self, method, data, images_on_device: torch.Tensor, probe_indices: np.ndarray):
         self.method, self.data, self.images = method, data, images_on_device
         self.probe_indices = probe_indices
+        self._whole: tuple[int, np.ndarray, np.ndarray] | None = None  # (step, z_c, z_s) of every image
 
     def predict(self, images: torch.Tensor | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(z_c, z_s) as numpy arrays for uint8 images (default: the whole data set)."""
         z_c, z_s = self.method.embed(self.images if images is None else images.to(self.images.device))
         return z_c.float().cpu().numpy(), z_s.float().cpu().numpy()
 
-    def evaluate(self) -> dict:
+    def evaluate(self, step: int | None = None) -> dict:
         """Label-free statistics of the whole data set, plus ACC/NMI/ARI when labels exist."""
-        z_c, _ = self.predict()
+        z_c, z_s = self.predict()
+        if step is not None:
+            self._whole = (step, z_c, z_s)
         stats = cluster_statistics(z_c)
         out = {"cluster_sizes": stats["sizes"], "empty_clusters": stats["empty"],
                "size_entropy": stats["size_entropy"], "mean_max_prob": stats["mean_max_prob"]}
@@ -34,9 +40,12 @@ class Evaluator:
             out.update(evaluate(self.data.labels, z_c.argmax(1)))
         return out
 
-    def probe(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, dict]:
+    def probe(self, step: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, dict]:
         """(z_c, z_s, labels, metrics) of the probe subset: what a snapshot holds."""
-        z_c, z_s = self.predict(self.data.images[torch.from_numpy(self.probe_indices)])
+        if step is not None and self._whole is not None and self._whole[0] == step:
+            z_c, z_s = self._whole[1][self.probe_indices], self._whole[2][self.probe_indices]
+        else:
+            z_c, z_s = self.predict(self.data.images[torch.from_numpy(self.probe_indices)])
         labels = None if self.data.labels is None else self.data.labels[self.probe_indices]
         metrics = cluster_statistics(z_c)
         if labels is not None:

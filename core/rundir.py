@@ -165,6 +165,22 @@ class Snapshot:
         return np.concatenate([self.z_c, self.z_s], axis=1)
 
 
+def parse_records(lines, kind: str | None = None) -> tuple[list[dict], int]:
+    """(the records of `kind` among JSON lines, how many lines were torn or corrupt); blank lines are ignored."""
+    records, skipped = [], 0
+    for line in lines:
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            skipped += 1
+            continue
+        if isinstance(rec, dict) and (kind is None or rec.get("kind") == kind):
+            records.append(rec)
+    return records, skipped
+
+
 class MetricsTail:
     """Incremental, non-blocking reader of metrics.jsonl.
 
@@ -194,17 +210,8 @@ class MetricsTail:
         self.offset += len(chunk)
         self.grew = bool(chunk)
         *lines, self.pending = (self.pending + chunk).split(b"\n")
-        out = []
-        for line in lines:
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                self.skipped += 1
-                continue
-            if isinstance(rec, dict) and (self.kind is None or rec.get("kind") == self.kind):
-                out.append(rec)
+        out, skipped = parse_records(lines, self.kind)
+        self.skipped += skipped
         return out
 
 
@@ -282,21 +289,12 @@ class Run:
     def metrics(self, kind: str | None = "train") -> list[dict]:
         """All complete records (of one kind: 'train', 'set', 'event'; None for all). Torn or corrupt lines are
         skipped and counted in `self.skipped_lines`."""
-        records, self.skipped_lines = [], 0
         try:
             text = (self.path / "metrics.jsonl").read_text(encoding="utf-8", errors="replace")
         except FileNotFoundError:
+            self.skipped_lines = 0
             return []
-        for line in text.splitlines():
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                self.skipped_lines += 1
-                continue
-            if isinstance(rec, dict) and (kind is None or rec.get("kind") == kind):
-                records.append(rec)
+        records, self.skipped_lines = parse_records(text.splitlines(), kind)
         return records
 
     def series(self, key: str, kind: str = "train") -> tuple[np.ndarray, np.ndarray]:

@@ -323,12 +323,12 @@ class Trainer:
 
     def evaluate(self) -> dict:
         """Label-free statistics of the whole data set, plus ACC/NMI/ARI when labels exist."""
-        return self.evaluator.evaluate()
+        return self.evaluator.evaluate(self.step)
 
     def snapshot(self) -> Path | None:
         if not self.dist.is_main:  # rank 0 writes the run directory
             return None
-        z_c, z_s, labels, metrics = self.evaluator.probe()
+        z_c, z_s, labels, metrics = self.evaluator.probe(self.step)
         metrics.update(self.method.live_values())
         path = self.writer.snapshot(self.step, self.batches.epoch, z_c, z_s, labels, metrics)
         self.hub.emit({"type": "snapshot", "step": self.step, "path": str(path), "metrics": metrics})

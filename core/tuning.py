@@ -314,8 +314,10 @@ class TuningSession:
         ctx = mp.get_context("spawn")
         base = dict(self.data["base"])
         parallel = int(self.data["parallel"])
+        warmup_threads = threads
         if threads is None and (base.get("device", "auto") == "cpu" or not _has_cuda()):
             threads = max(1, (os.cpu_count() or 1) // parallel)  # runs side by side share the CPU cores
+            warmup_threads = os.cpu_count() or 1  # the warm-up trains alone: every core
         started = time.perf_counter()
         (self.path / STOP_FILE).unlink(missing_ok=True)  # a request left from an earlier, stopped run of it
         self._adopt_marks()
@@ -323,7 +325,7 @@ class TuningSession:
         self.save()
         branch = None
         if self.data["mode"] == "branch":
-            branch = self._warmup(ctx, base, threads, progress)
+            branch = self._warmup(ctx, base, warmup_threads, progress)
             if branch is None:
                 return self._stopped(started)
         pending = [v for v in self.values if self.entry(v)["state"] not in ("finished", "skipped")]

@@ -45,7 +45,7 @@ class RunView(param.Parameterized):
                                           sizing_mode="stretch_width")
         self.alert = pn.pane.Alert("", alert_type="warning", visible=False, css_classes=[f"run-alert{sfx}"],
                                    sizing_mode="stretch_width")
-        self.beta = pn.widgets.FloatSlider(label="β_Aug (applied at the next step of a running run)", start=0.0,
+        self.beta = pn.widgets.FloatSlider(label="β_Aug (a running run applies it after its next record)", start=0.0,
                                            end=10.0, step=0.5, value=2.0, disabled=True,
                                            css_classes=[f"beta-slider{sfx}"], width=320)
         self.stop_btn = pn.widgets.Button(label="Stop run", color="danger", disabled=True,
@@ -94,6 +94,7 @@ class RunView(param.Parameterized):
         self.set_records: list[dict] = []
         self.groups: list[tuple[str, list[str]]] = []
         self.curve_pipes: dict[str, hv.streams.Pipe] = {}
+        self.rule_pipe: hv.streams.Pipe | None = None
         self.snap_steps: list[int] = []
         self.snapshot = None
         self.probe = None
@@ -199,17 +200,21 @@ class RunView(param.Parameterized):
         frames = {title: viewdata.curve_frame(self.records, metrics, x=x, labels=labels,
                                               smoothing=0.0 if title.startswith("Accuracy") else self.smoothing.value)
                   for title, metrics in groups}
+        changes = viewdata.setting_changes(self.set_records, x=x)  # β_Aug changes: a rule on every panel
         if groups != self.groups or getattr(self, "_xlabel", None) != xlabel:
             # a new set of lines: new plots (an overlay keeps the lines it was first drawn with)
             self.groups, self._xlabel = groups, xlabel
             self.curve_pipes = {title: hv.streams.Pipe(data=frames[title]) for title, _ in groups}
+            self.rule_pipe = hv.streams.Pipe(data=changes)
             height = 170 if self.compact else 200
             self.curve_box.objects = [
-                pn.pane.HoloViews(views.curves_map(self.curve_pipes[t], t, xlabel, height), linked_axes=False,
-                                  sizing_mode="stretch_width") for t, _ in groups]
+                pn.pane.HoloViews(views.curves_map(self.curve_pipes[t], t, xlabel, height, rules=self.rule_pipe),
+                                  linked_axes=False, sizing_mode="stretch_width") for t, _ in groups]
             return
         for title, _ in groups:
             self.curve_pipes[title].send(frames[title])
+        if not changes.equals(self.rule_pipe.data):
+            self.rule_pipe.send(changes)
 
     # -- β_Aug ----------------------------------------------------------------------------------------------
     def has_beta_aug(self) -> bool:

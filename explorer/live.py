@@ -11,6 +11,7 @@ import functools
 import math
 import threading
 import time
+from pathlib import Path
 
 import panel as pn
 
@@ -36,6 +37,17 @@ def check_interval(interval) -> float:
     if not math.isfinite(interval) or interval <= 0:
         raise DashboardError(f"interval must be a positive number of seconds, got {interval}")
     return interval
+
+
+def typed_path(text, what: str, missing: str) -> Path:
+    """A folder typed into a notebook: DashboardError when it is empty or does not exist."""
+    text = str(text).strip()
+    if not text:
+        raise DashboardError(f"the {what} is empty")
+    path = Path(text).expanduser()
+    if not path.exists():
+        raise DashboardError(f"{missing} at {path}")
+    return path
 
 
 def _locked(fn):

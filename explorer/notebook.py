@@ -31,7 +31,7 @@ from core.rundir import Run
 
 from . import launcher, viewdata
 from .app import RunView
-from .live import DEFAULT_INTERVAL, DashboardError, LiveDashboard, LockedView
+from .live import DEFAULT_INTERVAL, DashboardError, LiveDashboard, LockedView, typed_path
 from .projection import KINDS, ProjectionService, shared_service
 from .runs import read_run_info
 
@@ -344,12 +344,7 @@ def _resolve(source) -> tuple[object | None, Path]:
     if isinstance(source, Run):
         return None, source.path
     if isinstance(source, (str, Path)):
-        text = str(source).strip()
-        if not text:
-            raise DashboardError("the run directory is empty")
-        path = Path(text).expanduser()
-        if not path.exists():
-            raise DashboardError(f"no run directory at {path}")
+        path = typed_path(source, "run directory", "no run directory")
         if not path.is_dir():
             raise DashboardError(f"{path} is a file, not a run directory")
         if not (path / "config.json").is_file() and not (path / "launch.json").is_file():

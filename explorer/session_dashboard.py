@@ -31,7 +31,7 @@ import panel as pn
 from core.errors import RunError, UserError
 from core.tuning import SESSION_FILE, TuningSession
 
-from .live import DEFAULT_INTERVAL, DashboardError, LiveDashboard, LockedView
+from .live import DEFAULT_INTERVAL, DashboardError, LiveDashboard, LockedView, typed_path
 from .projection import ProjectionService, shared_service
 from .tuning_view import TuningView, session_frame
 
@@ -247,12 +247,7 @@ def _resolve(source) -> Path:
     if isinstance(source, TuningSession):
         return source.path
     if isinstance(source, (str, Path)):
-        text = str(source).strip()
-        if not text:
-            raise DashboardError("the session folder is empty")
-        path = Path(text).expanduser()
-        if not path.exists():
-            raise DashboardError(f"no tuning session at {path}")
+        path = typed_path(source, "session folder", "no tuning session")
         if path.is_file() and path.name == SESSION_FILE:
             path = path.parent
         if not (path / SESSION_FILE).is_file():

@@ -65,17 +65,28 @@ def scatter_maps(pipe: hv.streams.Pipe, clusters: list[str], labels: list[str], 
     }
 
 
-def curves_map(pipe: hv.streams.Pipe, title: str, xlabel: str, height: int = 210) -> hv.DynamicMap:
-    """Lines of one curve group (long table x, value, metric), one line per metric."""
+def curves_map(pipe: hv.streams.Pipe, title: str, xlabel: str, height: int = 210,
+               rules: hv.streams.Pipe | None = None):
+    """Lines of one curve group (long table x, value, metric), one line per metric; with `rules` (a table x,
+    setting, value), a dashed vertical rule where a live setting such as β_Aug was changed."""
 
     def element(data):
         return hv.NdOverlay({m: hv.Curve(d, "x", "value", label=m) for m, d in data.groupby("metric", sort=False)},
                             kdims="metric")
 
-    return hv.DynamicMap(element, streams=[pipe]).opts(
+    curves = hv.DynamicMap(element, streams=[pipe]).opts(
         hv.opts.Curve(framewise=True, tools=["hover"], responsive=True, height=height, xlabel=xlabel, ylabel="",
                       line_width=1.5),
         hv.opts.NdOverlay(title=title, legend_position="right", framewise=True, responsive=True, height=height))
+    if rules is None:
+        return curves
+
+    def rule_element(data):
+        return hv.VLines(data, "x", ["setting", "value"])
+
+    lines = hv.DynamicMap(rule_element, streams=[rules]).opts(
+        hv.opts.VLines(color="#777", line_dash="dashed", line_width=1, tools=["hover"]))
+    return (curves * lines).opts(hv.opts.Overlay(title=title, responsive=True, height=height))
 
 
 def confusion_heatmap(matrix: np.ndarray, class_names: list[str], cluster_names: list[str],

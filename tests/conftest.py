@@ -11,28 +11,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
-# Under pytest-xdist (`make test` runs two workers) each worker, and every process a test starts, takes one core:
-# two workers each taking every core would make both several times slower (docs/benchmarks.md).
-if os.environ.get("PYTEST_XDIST_WORKER"):
-    os.environ["OMP_NUM_THREADS"] = "1"
-    torch.set_num_threads(1)
-else:
-    torch.set_num_threads(min(2, os.cpu_count() or 1))
-
-# Tests that take longest start first, so that two workers end together (seconds measured on two Xeon cores).
-LONGEST_FIRST = ("test_default_digits_job", "test_two_gloo_processes", "test_notebook_runs_headless",
-                 "test_tuning_tab_draws", "test_explorer_shows_a_run_live", "test_short_dcsm_run")
-
-
-def pytest_collection_modifyitems(config, items):
-    def rank(item):
-        name = item.name
-        for i, prefix in enumerate(LONGEST_FIRST):
-            if name.startswith(prefix):
-                return i
-        return len(LONGEST_FIRST) + (0 if item.get_closest_marker("slow") else 1)
-
-    items.sort(key=rank)  # stable: the file order stays within each rank
+torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 
 @pytest.fixture(autouse=True)

@@ -49,7 +49,7 @@ def explorer_page(browser, root, *extra):
         deadline = time.time() + 60
         while True:
             try:
-                page.goto(f"http://127.0.0.1:{port}/explorer")
+                page.goto(f"http://127.0.0.1:{port}/explorer_app")
                 break
             except Exception:
                 if time.time() > deadline:
@@ -75,7 +75,7 @@ def server(runs_folder):
     proc = subprocess.Popen([sys.executable, "-m", "panel", "serve", "apps/explorer_app.py", "--address", "127.0.0.1",
                              "--port", str(port), "--args", "--runs", str(runs_folder)], cwd=REPO, stdout=log,
                             stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/explorer"
+    url = f"http://127.0.0.1:{port}/explorer_app"
     deadline = time.time() + 90
     while time.time() < deadline:
         try:

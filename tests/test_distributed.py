@@ -85,7 +85,7 @@ def _train(args, run_dir, torchrun=False):
 
 @pytest.mark.slow
 def test_two_gloo_processes_on_digits_stay_identical_and_reach_the_single_process_band(tmp_path):
-    steps = ["--steps", "300", "--eval-every", "100", "--seed", "0"]
+    steps = ["--steps", "300", "--eval-every", "100", "--snapshot-every", "100", "--seed", "0"]
     ddp_dir = tmp_path / "ddp"
     proc = _train(steps, ddp_dir, torchrun=True)
     # β_Aug 2 → 3 through control.json while the two processes train: both must apply it at the same step

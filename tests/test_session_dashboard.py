@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from core import TrainConfig
+from core import Run, TrainConfig
 from core.tuning import STOP_FILE, TuningSession
 from explorer import DashboardError, watch_session
 from explorer.projection import ProjectionService
@@ -118,7 +118,7 @@ def test_stop_button_stops_a_session_another_process_trains_and_it_continues(tmp
         # continuing it from the dashboard resumes β_Aug 1 where it stopped; the Python stop() stops it again
         dash.start()
         wait_until(lambda: dash.state == "running", timeout=60, what="the session running again")
-        wait_until(lambda: json.loads((folder / "beta-1" / "status.json").read_text())["step"] > stopped_at,
+        wait_until(lambda: Run(folder / "beta-1").metrics()[-1]["step"] > stopped_at,  # its records, every 10 steps
                    timeout=180, what="β_Aug 1 training past its stop")
         dash.stop()
         wait_until(lambda: not dash._runner.is_alive(), timeout=180, what="the session stopping")

@@ -95,6 +95,11 @@ def test_the_app_shows_a_change_made_elsewhere_after_sending_its_own(tmp_path):
         run.set_beta_aug(5.0)  # another page, a notebook or the CLI
         wait_for(lambda: [s["value"] for s in run.metrics("set")] == [3.0, 5.0], "the run to apply 5")
         wait_for(lambda: view.beta.value == 5.0, "the slider to show 5")
+        # both changes stand on the curves as rules at the steps they applied from
+        sets = run.metrics("set")
+        wait_for(lambda: view.rule_pipe is not None and view.rule_pipe.data["value"].tolist() == [3.0, 5.0],
+                 "the rules on the curves")
+        assert view.rule_pipe.data["x"].tolist() == [s["step"] for s in sets]
     finally:
         trainer.stop()
         trainer.join(60)

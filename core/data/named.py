@@ -122,31 +122,35 @@ def _torchvision_parts(name: str, root: Path, make):
         raise _torchvision_error(name, root, e) from None
 
 
-def load_cifar10(data_path: Path | None, root: Path, download: bool, **folder_kw) -> ImageSet:
-    """CIFAR-10, train and test joined (60,000): an image folder/zip, or torchvision's python batches."""
-    folder = _as_image_folder("cifar10", data_path, "cifar-10-batches-py", folder_kw)
+def _colour_set(name: str, data_path: Path | None, root: Path, marker: str, make, convert, classes,
+                folder_kw: dict) -> ImageSet:
+    """A colour set from an image folder/zip at `data_path`, else torchvision's copy: `make(root, split)` reads a
+    split, `convert(parts)` gives (uint8 N×3×H×W array, labels)."""
+    folder = _as_image_folder(name, data_path, marker, folder_kw)
     if folder is not None:
         return folder
+    root = data_path or root
+    images, labels = convert(_torchvision_parts(name, root, make))
+    return ImageSet(torch.from_numpy(images), labels, classes, name=name, source=f"torchvision:{root}")
+
+
+def load_cifar10(data_path: Path | None, root: Path, download: bool, **folder_kw) -> ImageSet:
+    """CIFAR-10, train and test joined (60,000): an image folder/zip, or torchvision's python batches."""
     import torchvision
 
-    root = data_path or root
-    parts = _torchvision_parts("cifar10", root, lambda r, split: torchvision.datasets.CIFAR10(
-        r, train=split == "train", download=download))
-    images = torch.from_numpy(np.concatenate([p.data for p in parts]).transpose(0, 3, 1, 2).copy())
-    labels = np.concatenate([np.asarray(p.targets) for p in parts])
-    return ImageSet(images, labels, CIFAR10_CLASSES, name="cifar10", source=f"torchvision:{root}")
+    return _colour_set(
+        "cifar10", data_path, root, "cifar-10-batches-py",
+        lambda r, split: torchvision.datasets.CIFAR10(r, train=split == "train", download=download),
+        lambda parts: (np.concatenate([p.data for p in parts]).transpose(0, 3, 1, 2).copy(),
+                       np.concatenate([np.asarray(p.targets) for p in parts])), CIFAR10_CLASSES, folder_kw)
 
 
 def load_stl10(data_path: Path | None, root: Path, download: bool, **folder_kw) -> ImageSet:
     """STL-10 train and test joined (13,000 images, the unlabelled split left out, as in the papers)."""
-    folder = _as_image_folder("stl10", data_path, "stl10_binary", folder_kw)
-    if folder is not None:
-        return folder
     import torchvision
 
-    root = data_path or root
-    parts = _torchvision_parts("stl10", root, lambda r, split: torchvision.datasets.STL10(
-        r, split=split, download=download))
-    images = torch.from_numpy(np.concatenate([p.data for p in parts]))
-    labels = np.concatenate([p.labels for p in parts])
-    return ImageSet(images, labels, STL10_CLASSES, name="stl10", source=f"torchvision:{root}")
+    return _colour_set(
+        "stl10", data_path, root, "stl10_binary",
+        lambda r, split: torchvision.datasets.STL10(r, split=split, download=download),
+        lambda parts: (np.concatenate([p.data for p in parts]), np.concatenate([p.labels for p in parts])),
+        STL10_CLASSES, folder_kw)
