@@ -22,4 +22,6 @@ def build_method(cfg, data, device: torch.device):
     height, width = data.size
     if height != width:
         raise ConfigError(f"images are {height}×{width}; the encoders take square images: set --image-size")
-    return cfg.method_class.from_config(cfg, data, build_pipeline(cfg, data), device)
+    method = cfg.method_class.from_config(cfg, data, build_pipeline(cfg, data), device)
+    method.accelerate(cfg.compile, cfg.precision)
+    return method

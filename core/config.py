@@ -16,6 +16,7 @@ import math
 from dataclasses import dataclass, fields
 from typing import Any
 
+from .acceleration import COMPILE_MODES, PRECISIONS
 from .errors import ConfigError
 from .settings import Defaults, DefaultsTable, check_settings, flag, normalise, setting
 
@@ -52,6 +53,12 @@ class TrainConfig:
     seed: int = setting(0, "random seed (weights, data order, augmentation, prior samples)", low=0, high=2 ** 63 - 1,
                         group=RUN)
     threads: int | None = setting(None, "CPU threads for torch (default: torch's choice)", low=1, group=RUN)
+    compile: str = setting("none", "torch.compile the method's loss functions: none, default, reduce-overhead (on a GPU "
+                           "also CUDA graphs), max-autotune, or aot-eager (capture only: shows graph breaks, no "
+                           "speed-up); falls back to uncompiled with a warning when compiling fails",
+                           choices=COMPILE_MODES, group=RUN)
+    precision: str = setting("fp32", "matrix-product precision: fp32, tf32 (Ampere-or-later GPUs) or bf16 (autocast)",
+                             choices=PRECISIONS, group=RUN)
     # ---- length ----
     steps: int | None = setting(None, "training steps (DCCS: n_critic critic updates + 1 encoder update; DCSM: one "
                                 "batch trained --repeats times); default from --epochs or the data set", low=1,
@@ -95,6 +102,8 @@ class TrainConfig:
     snapshot_every: int | None = setting(None, "steps between snapshots of the probe subset (default: ~50 per run)",
                                          low=1, group=OUTPUT)
     probe_size: int = setting(5000, "images in the fixed probe subset the snapshots hold", low=1, group=OUTPUT)
+    eval_batch_size: int = setting(1024, "images per forward pass when embedding for evaluations and snapshots "
+                                   "(larger is faster on a GPU)", low=1, group=OUTPUT)
     checkpoint_every: int | None = setting(None, "steps between checkpoints (default: ~10 per run, at most every "
                                            "1,000 steps)", low=1, group=OUTPUT)
     keep_checkpoints: int = setting(2, "latest checkpoints kept (the best one is kept as well)", low=1, group=OUTPUT)

@@ -18,14 +18,16 @@ class Evaluator:
     The whole set's embedding at a step is kept for that step, so a snapshot due at an evaluation step takes its
     probe rows from it instead of embedding them again."""
 
-    def __init__(self, method, data, images_on_device: torch.Tensor, probe_indices: np.ndarray):
+    def __init__(self, method, data, images_on_device: torch.Tensor, probe_indices: np.ndarray,
+                 batch_size: int = 1024):
         self.method, self.data, self.images = method, data, images_on_device
-        self.probe_indices = probe_indices
+        self.probe_indices, self.batch_size = probe_indices, batch_size
         self._whole: tuple[int, np.ndarray, np.ndarray] | None = None  # (step, z_c, z_s) of every image
 
     def predict(self, images: torch.Tensor | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(z_c, z_s) as numpy arrays for uint8 images (default: the whole data set)."""
-        z_c, z_s = self.method.embed(self.images if images is None else images.to(self.images.device))
+        z_c, z_s = self.method.embed(self.images if images is None else images.to(self.images.device),
+                                     batch_size=self.batch_size)
         return z_c.float().cpu().numpy(), z_s.float().cpu().numpy()
 
     def evaluate(self, step: int | None = None) -> dict:

@@ -18,13 +18,22 @@ def sample_prior(n: int, k: int, dim_zs: int, std: float, generator=None, device
     return torch.cat([z_c, z_s], dim=1)
 
 
-def gradient_penalty(critic, z: torch.Tensor, z_prior: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
-    """E[(‖∇C(ẑ)‖₂ − 1)²] with ẑ = ε z + (1 − ε) z̃ (Algorithm 1, line 5), differentiable w.r.t. the critic."""
-    z_hat = (eps[:, None] * z.detach() + (1 - eps[:, None]) * z_prior.detach()).requires_grad_(True)
+def interpolate(z: torch.Tensor, z_prior: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    """ẑ = ε z + (1 − ε) z̃ (Algorithm 1, line 5), a leaf that requires its gradient."""
+    return (eps[:, None] * z.detach() + (1 - eps[:, None]) * z_prior.detach()).requires_grad_(True)
+
+
+def penalty_at(critic, z_hat: torch.Tensor) -> torch.Tensor:
+    """E[(‖∇C(ẑ)‖₂ − 1)²] at given points ẑ (which require their gradient), differentiable w.r.t. the critic."""
     out = critic(z_hat)
     (grad,) = torch.autograd.grad(out.sum(), z_hat, create_graph=True)
     norm = torch.sqrt(grad.pow(2).sum(dim=1) + 1e-12)
     return (norm - 1).pow(2).mean()
+
+
+def gradient_penalty(critic, z: torch.Tensor, z_prior: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    """E[(‖∇C(ẑ)‖₂ − 1)²] with ẑ = ε z + (1 − ε) z̃ (Algorithm 1, line 5), differentiable w.r.t. the critic."""
+    return penalty_at(critic, interpolate(z, z_prior, eps))
 
 
 def critic_loss(c_z: torch.Tensor, c_prior: torch.Tensor, penalty: torch.Tensor, lambda_gp: float,

@@ -73,7 +73,7 @@ class Trainer:
         self.generator = self.batches.generator
         rng = np.random.default_rng(cfg.seed)
         self.probe_indices = np.sort(rng.choice(len(self.data), min(cfg.probe_size, len(self.data)), replace=False))
-        self.evaluator = Evaluator(self.method, self.data, self.images, self.probe_indices)
+        self.evaluator = Evaluator(self.method, self.data, self.images, self.probe_indices, cfg.eval_batch_size)
 
         self.step, self.elapsed = 0, 0.0  # elapsed: training wall time of earlier sessions of this run
         self.hub = EventHub(callbacks)

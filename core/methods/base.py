@@ -7,6 +7,7 @@ and one `core.methods.register(...)` call (docs/methods.md, "Adding a method").
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from dataclasses import dataclass
 from typing import ClassVar
@@ -14,6 +15,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+from ..acceleration import Compiled, autocast, set_matmul_precision
 from ..augment import InputPipeline
 from ..settings import DefaultsTable, live_names
 
@@ -42,6 +44,8 @@ class ClusteringMethod(nn.Module):
     progress_keys: ClassVar[tuple[tuple[str, str], ...]] = ()  # (record key, short label) on the progress bar
     best_metrics: ClassVar[tuple[str, ...]] = ("loss",)  # curves that may pick best.pt (lowest wins); first: default
     live_settings: ClassVar[tuple[str, ...]] = ()  # derived from the Settings fields marked live
+    #: methods of the class that `--compile` compiles (pure functions of tensors and weights), called as `_name`
+    compiled_functions: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kw):
         super().__init_subclass__(**kw)
@@ -55,6 +59,26 @@ class ClusteringMethod(nn.Module):
         for name in self.live_settings:
             value = getattr(self.settings, name)
             self.register_buffer(name, torch.tensor(float(value if value is not None else 0.0)), persistent=False)
+        self.accelerate()
+
+    def accelerate(self, compile_mode: str = "none", precision: str = "fp32") -> None:
+        """Compile the `compiled_functions` (mode "none": eager) and set the precision of the forward passes."""
+        self.precision = precision
+        if precision != "fp32":
+            set_matmul_precision(precision)
+        for name in self.compiled_functions:
+            setattr(self, "_" + name, Compiled(getattr(self, name), compile_mode, f"{self.name}.{name}"))
+
+    def autocast(self):
+        """The context the forward passes of a training step run in (bf16 autocast with --precision bf16)."""
+        if self.precision != "bf16":
+            return contextlib.nullcontext()
+        return autocast(self.precision, next(self.parameters()).device)
+
+    @property
+    def graph_breaks(self) -> int:
+        """Graph breaks dynamo reported while compiling this method's functions (0 with one graph each)."""
+        return sum(getattr(self, "_" + name).graph_breaks for name in self.compiled_functions)
 
     # -- building ---------------------------------------------------------------------------------------
     @classmethod

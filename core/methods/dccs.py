@@ -70,6 +70,7 @@ class DCCS(ClusteringMethod):
     )
     progress_keys = (("wasserstein", "W"), ("mi_loss", "MI"), ("aug_loss", "Aug"))
     best_metrics = ("wasserstein", "w_raw", "loss")
+    compiled_functions = ("critic_codes", "critic_losses", "encoder_losses")
 
     @classmethod
     def from_config(cls, cfg, data, pipeline, device):
@@ -123,47 +124,65 @@ class DCCS(ClusteringMethod):
     def _z(self, out):
         return torch.cat([F.softmax(out.logits, dim=1), out.z_s], dim=1)
 
-    def critic_step(self, x: torch.Tensor, gen) -> dict[str, torch.Tensor]:
-        """One critic update on network inputs x (Algorithm 1, lines 3–6)."""
-        m = x.shape[0]
-        critic = self.train_nets["critic"]
+    def critic_codes(self, x: torch.Tensor) -> torch.Tensor:
+        """z of a batch for the critic's update (the encoder fixed: no graph is kept)."""
         with torch.no_grad():
-            z = self._z(self.encoder(x))
-        z_prior = losses.sample_prior(m, self.k, self.dim_zs, self.prior_std, gen, x.device)
-        eps = torch.rand(m, generator=gen, device=x.device)
-        c_z, c_prior = critic(z), critic(z_prior)
-        gp = losses.gradient_penalty(critic, z, z_prior, eps)
-        loss = losses.critic_loss(c_z, c_prior, gp, self.lambda_gp, self.beta_adv)
-        self.opt_c.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt_c.step()
-        return {"critic_loss": loss.detach(), "w_raw": losses.wasserstein_estimate(c_z, c_prior).detach(),
-                "gradient_penalty": gp.detach()}
+            return self._z(self.encoder(x))
 
-    def encoder_step(self, x: torch.Tensor, x_aug: torch.Tensor, gen) -> dict[str, torch.Tensor]:
-        """One joint update of Q and D on a batch and its augmented view (Algorithm 1, lines 8–12)."""
+    def critic_losses(self, z: torch.Tensor, z_prior: torch.Tensor, z_hat: torch.Tensor):
+        """L^C of codes, prior samples and the points between them (a leaf requiring its gradient, for the
+        penalty), with the raw Wasserstein estimate and the gradient penalty: a pure function of its inputs and the
+        critic's weights (what `--compile` compiles)."""
+        critic = self.train_nets["critic"]
+        c_z, c_prior = critic(z), critic(z_prior)
+        gp = losses.penalty_at(critic, z_hat)
+        loss = losses.critic_loss(c_z, c_prior, gp, self.lambda_gp, self.beta_adv)
+        return loss, losses.wasserstein_estimate(c_z, c_prior), gp
+
+    def encoder_losses(self, x: torch.Tensor, x_aug: torch.Tensor, neg: torch.Tensor):
+        """L^Q of a batch, its augmented view and its in-batch negatives, with its three terms (the critic must be
+        frozen around the call)."""
         m = x.shape[0]
         encoder = self.train_nets["encoder"]
         out_aug = encoder(x_aug)
         out = encoder(x)
         z = self._z(out)
-        self.critic.requires_grad_(False)  # C is fixed during Q's update: skip its weight gradients
-        try:
-            c_z = self.critic(z)
-        finally:
-            self.critic.requires_grad_(True)
-        neg = losses.in_batch_negatives(m, gen, x.device, self.derangement)
+        c_z = self.critic(z)
         d_in = torch.cat([torch.cat([out.features, z], 1), torch.cat([out.features, z[neg]], 1)])
         d_logits = self.train_nets["discriminator"](d_in)
         l_mi = losses.mi_loss(d_logits[:m], d_logits[m:], self.mi_pair_mean)
         l_aug = losses.augmentation_loss(out.logits, out_aug.logits)
         l_adv = losses.encoder_adversarial_loss(c_z)
-        loss = self.beta_mi * l_mi + self.beta_aug * l_aug + self.beta_adv * l_adv
+        return self.beta_mi * l_mi + self.beta_aug * l_aug + self.beta_adv * l_adv, l_mi, l_aug, l_adv
+
+    def critic_step(self, x: torch.Tensor, gen) -> dict[str, torch.Tensor]:
+        """One critic update on network inputs x (Algorithm 1, lines 3–6)."""
+        m = x.shape[0]
+        z_prior = losses.sample_prior(m, self.k, self.dim_zs, self.prior_std, gen, x.device)
+        eps = torch.rand(m, generator=gen, device=x.device)
+        with self.autocast():
+            z = self._critic_codes(x)
+            loss, w_raw, gp = self._critic_losses(z, z_prior, losses.interpolate(z, z_prior, eps))
+        self.opt_c.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_c.step()
+        return {"critic_loss": loss.detach().float(), "w_raw": w_raw.detach().float(),
+                "gradient_penalty": gp.detach().float()}
+
+    def encoder_step(self, x: torch.Tensor, x_aug: torch.Tensor, gen) -> dict[str, torch.Tensor]:
+        """One joint update of Q and D on a batch and its augmented view (Algorithm 1, lines 8–12)."""
+        neg = losses.in_batch_negatives(x.shape[0], gen, x.device, self.derangement)
+        self.critic.requires_grad_(False)  # C is fixed during Q's update: skip its weight gradients
+        try:
+            with self.autocast():
+                loss, l_mi, l_aug, l_adv = self._encoder_losses(x, x_aug, neg)
+        finally:
+            self.critic.requires_grad_(True)
         self.opt_q.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_q.step()
-        return {"mi_loss": l_mi.detach(), "aug_loss": l_aug.detach(), "adv_loss": l_adv.detach(),
-                "encoder_loss": loss.detach()}
+        return {"mi_loss": l_mi.detach().float(), "aug_loss": l_aug.detach().float(),
+                "adv_loss": l_adv.detach().float(), "encoder_loss": loss.detach().float()}
 
     def train_step(self, batches) -> dict[str, torch.Tensor]:
         gen, pipe = batches.generator, self.pipeline
