@@ -24,4 +24,5 @@ def build_method(cfg, data, device: torch.device):
         raise ConfigError(f"images are {height}×{width}; the encoders take square images: set --image-size")
     method = cfg.method_class.from_config(cfg, data, build_pipeline(cfg, data), device)
     method.accelerate(cfg.compile, cfg.precision)
+    method.configure_levers(cfg)
     return method

@@ -8,6 +8,7 @@ weights with its own live values, and a resumed run continues with the values in
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,9 +26,10 @@ CHANGEABLE = {"steps", "device", "threads", "progress", "log_every", "eval_every
 
 @dataclass
 class Resume:
-    """Continue a run directory from its checkpoint; `changes`: settings given anew (a longer `steps`, ...)."""
+    """Continue a run directory from its checkpoint (`state`; None: it has none, and starts again from step 0);
+    `changes`: settings given anew (a longer `steps`, ...)."""
 
-    state: dict
+    state: dict | None
     changes: dict = field(default_factory=dict)
 
 
@@ -44,13 +46,17 @@ class Branch:
 def load(run: Run, step: int | str = "latest") -> dict:
     """A checkpoint's state (CPU tensors); for "latest", the newest readable one, past damaged ones."""
     if step != "latest":
-        return torch.load(run.checkpoint_path(step), map_location="cpu", weights_only=True)
+        path = run.checkpoint_path(step)
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:  # noqa: BLE001 - a damaged file: say which, no traceback
+            raise RunError(f"{path} cannot be read: it is damaged ({type(e).__name__})") from None
     for s in reversed(run.checkpoint_steps()):
         try:
             return torch.load(run.checkpoint_path(s), map_location="cpu", weights_only=True)
         except Exception:  # a damaged checkpoint: fall back to the one before
             continue
-    raise RunError(f"{run.path} has no readable checkpoint to resume from")
+    raise RunError(f"{run.path} has no readable checkpoint")
 
 
 def split_live(state: dict, live_names) -> tuple[dict, dict]:
@@ -67,7 +73,7 @@ def capture(step: int, batches, elapsed: float, method, config, control_seq: int
             "method": method.state_dict(), "live": method.live_values(),
             "optimizers": {k: o.state_dict() for k, o in method.optimizers().items()},
             "batches": batches.state_dict(), "torch_rng": torch.get_rng_state(), "control_seq": control_seq,
-            "settings": config.to_dict()}
+            "settings": config.to_dict(), **method.extra_state()}
 
 
 def restore(state: dict, method, batches, *, live: bool = True) -> None:
@@ -81,6 +87,7 @@ def restore(state: dict, method, batches, *, live: bool = True) -> None:
         o.load_state_dict(state["optimizers"][k])
     batches.load_state_dict(state["batches"])
     torch.set_rng_state(state["torch_rng"])
+    method.load_extra_state(state)
     if live:
         for name, value in values.items():
             method.set_live(name, value)
@@ -90,12 +97,20 @@ class Checkpoints:
     """Writes checkpoints into a run's `checkpoints/` folder: keeps the newest `keep`, and `best.pt` for the lowest
     value of `best_metric` among those from step `best_from` on."""
 
-    def __init__(self, run_path: Path, keep: int, best_metric: str):
+    def __init__(self, run_path: Path, keep: int, best_metric: str, first_within: float = 60.0):
         self.folder = Path(run_path) / "checkpoints"
         self.run_path = Path(run_path)
         self.keep = keep
         self.best_metric = best_metric
         self.best = {"value": math.inf, "step": None}
+        self.first_within = first_within  # seconds
+        self._since = time.monotonic()
+
+    def first_due(self) -> bool:
+        """True once `first_within` seconds have passed and the run has no checkpoint yet."""
+        if self._since is None or time.monotonic() - self._since < self.first_within:
+            return False
+        return not any(self.folder.glob("step_*.pt"))
 
     def save(self, step: int, state: dict, record: dict | None, best_from: float = 0) -> tuple[Path, bool]:
         value = (record or {}).get(self.best_metric)
@@ -105,6 +120,7 @@ class Checkpoints:
             self.best = {"value": float(value), "step": step}
         path = self.folder / checkpoint_name(step)
         atomic_torch_save(path, {**state, "best": dict(self.best)})
+        self._since = None  # the first is written
         if is_best:  # a hard link: no second copy to write, and it outlives the rotation of step files
             link_atomic(path, self.folder / "best.pt")
         for old in Run(self.run_path).checkpoint_steps()[: -self.keep]:
@@ -113,14 +129,29 @@ class Checkpoints:
 
 
 def resume_point(run_dir, overrides: dict):
-    """(config, Resume) to continue `run_dir` from its latest readable checkpoint with `overrides` applied."""
+    """(config, Resume) to continue `run_dir` from its latest readable checkpoint with `overrides` applied. A run
+    with no readable checkpoint (killed before its first one) restarts from step 0 (`Resume.state` None); a
+    finished run is refused unless `steps` asks for more."""
     from .config import TrainConfig
 
     run = Run(run_dir)
     overrides = allowed_changes(overrides, CHANGEABLE, "resuming")
     old = run.config["settings"]
+    if not isinstance(old, dict):
+        raise RunError(f"{run.path}/config.json holds no settings object: it cannot be resumed")
     cfg = TrainConfig.from_dict(old).replace(run_dir=str(run.path), **overrides)
-    return cfg, Resume(load(run), {k: v for k, v in overrides.items() if old.get(k) != v})
+    changes = {k: v for k, v in overrides.items() if old.get(k) != v}
+    try:
+        state = load(run)
+    except RunError:
+        return cfg, Resume(None, changes)
+    step = int(state["step"])
+    if step >= cfg.steps:
+        done = (run.summary() or {}).get("state") == "finished"
+        raise RunError(f"{run.path} has {'finished' if done else 'reached'} step {step} of {old.get('steps')}: "
+                       f"nothing to resume" + (f" (--steps {cfg.steps} is not more than {step})" if "steps" in
+                                               overrides else f"; give --steps larger than {step} to train longer"))
+    return cfg, Resume(state, changes)
 
 
 def branch_point(source, run_dir, step: int | None, changes: dict):

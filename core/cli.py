@@ -1,4 +1,5 @@
-"""Command line: `python -m core train ...`, `python -m core eval RUN`, `python -m core resume RUN`.
+"""Command line: `python -m core train ...`, `python -m core eval RUN`, `python -m core resume RUN`,
+`python -m core predict RUN --out clusters.csv`, `python -m core tune ...`.
 
 Flags of `train` are generated from `TrainConfig`, so every setting is reachable and documented by `--help`.
 A user mistake prints one clear line (exit status 2), never a traceback.
@@ -96,7 +97,10 @@ def cmd_train(args) -> int:
             raise UserError("--resume needs the run to continue: --run-dir RUN")
         overrides = given_settings(args, skip=("run_dir",))
         trainer = Trainer.resume(args.run_dir, **overrides)
-        if trainer.dist.is_main:
+        if trainer.dist.is_main and trainer.step == 0:
+            print(f"{trainer.run_dir} has no readable checkpoint (it stopped before its first): it starts again "
+                  f"from step 0 of {trainer.config.steps}", file=sys.stderr)
+        elif trainer.dist.is_main:
             print(f"resuming {trainer.run_dir} at step {trainer.step} of {trainer.config.steps}", file=sys.stderr)
     else:
         trainer = Trainer(config_from_args(args))
@@ -148,7 +152,8 @@ def cmd_tune(args) -> int:
         base = config_from_args(args)
         session = TuningSession.create(path, base, parse_values(args.values), mode=args.mode,
                                        warmup_steps=args.warmup_steps, parallel=args.parallel,
-                                       threshold=args.threshold or SESSION_THRESHOLD, stop_at_overlap=not args.no_stop)
+                                       threshold=SESSION_THRESHOLD if args.threshold is None else args.threshold,
+                                       stop_at_overlap=not args.no_stop)
         print(f"tuning session {path}: β_Aug {', '.join(f'{v:g}' for v in session.values)} ({args.mode}, "
               f"{session.data['base']['steps']} steps each, {args.parallel} at a time)", file=sys.stderr)
     if args.stop:
@@ -205,9 +210,31 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def cmd_predict(args) -> int:
+    import numpy as np
+
+    from .predict import check_output, predict, write
+
+    check_output(args.out)
+    result = predict(args.run, args.data, checkpoint=args.checkpoint, image_size=args.image_size,
+                     with_z=args.with_z, batch_size=args.batch_size, device=args.device, progress=True)
+    path = write(result, args.out)
+    sizes = np.bincount(result["cluster"])
+    print(f"{path}: {len(result['cluster']):,} images in {int((sizes > 0).sum())} clusters "
+          f"(sizes {' '.join(str(int(n)) for n in sizes)})")
+    return 0
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse that reports a mistake in one line (`error: …`, exit status 2), like every other user error."""
+
+    def error(self, message):
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m core", description="Deep image clustering engine (DCCS, DCSM).")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = OneLineParser(prog="python -m core", description="Deep image clustering engine (DCCS, DCSM).")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     train = sub.add_parser("train", help="train a clustering network and write a run directory")
     train.add_argument("--resume", action="store_true",
                        help="continue the run in --run-dir from its last checkpoint (add --steps to train longer)")
@@ -250,6 +277,19 @@ def build_parser() -> argparse.ArgumentParser:
     resume.set_defaults(func=lambda a: cmd_train(argparse.Namespace(
         resume=True, kmeans_baseline=False, **{f.name: getattr(a, f.name, None) for f in _setting_fields()})))
 
+    pr = sub.add_parser("predict", help="write the cluster of every image (the run's data set, or any image folder, "
+                                        ".zip or .npz of the same size) to a .csv or .npz")
+    pr.add_argument("run", metavar="RUN", help="run directory")
+    pr.add_argument("--data", default=None, help="images to cluster: an image folder, .zip or .npz (default: the "
+                                                 "run's own data set)")
+    pr.add_argument("--out", required=True, help="clusters.csv (one row per image) or clusters.npz")
+    pr.add_argument("--checkpoint", default="latest", help="latest, best, or a step number")
+    pr.add_argument("--image-size", type=int, default=None, help="resize the images to this square size first")
+    pr.add_argument("--with-z", action="store_true", help="add the columns of z_c and z_s")
+    pr.add_argument("--batch-size", type=int, default=1024, help="images per forward pass")
+    pr.add_argument("--device", default="auto", help="auto, cpu, cuda, ...")
+    pr.set_defaults(func=cmd_predict)
+
     ev = sub.add_parser("eval", help="print ACC/NMI/ARI and the confusion matrix of a run's checkpoint")
     ev.add_argument("run", metavar="RUN", help="run directory")
     ev.add_argument("--checkpoint", default="latest", help="latest, best, or a step number")
@@ -260,7 +300,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # a mistake in the arguments (already reported in one line), or --help
+        return e.code if isinstance(e.code, int) else 2
     try:
         return args.func(args)
     except UserError as e:

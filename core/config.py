@@ -17,6 +17,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from .acceleration import COMPILE_MODES, PRECISIONS
+from .levers import SCHEDULES
 from .errors import ConfigError
 from .settings import Defaults, DefaultsTable, check_settings, flag, normalise, setting
 
@@ -74,6 +75,14 @@ class TrainConfig:
                                        high_open=True, group=TRAINING)
     adam_beta2: float | None = setting(None, "Adam β2 (DCCS: 0.9; DCSM: Adam's default 0.999)", low=0, high=1,
                                        high_open=True, group=TRAINING)
+    lr_schedule: str = setting("constant", "learning-rate schedule after the warm-up: constant, cosine or linear decay "
+                               "to --lr-floor at the last step", choices=SCHEDULES, group=TRAINING)
+    lr_warmup: int = setting(0, "steps of linear learning-rate warm-up from 0", low=0, group=TRAINING)
+    lr_floor: float = setting(0.0, "the decayed learning rate at the last step, as a fraction of --lr", low=0, high=1,
+                              group=TRAINING)
+    ema: float = setting(0.0, "decay of an exponential moving average of the inference network's weights, which "
+                         "evaluations, snapshots, maps and predictions use (0: off; e.g. 0.99)", low=0, high=1,
+                         high_open=True, group=TRAINING)
     # ---- augmentation T (supplement B) ----
     flip: bool | None = setting(None, "random horizontal flip (default: off for mnist and digits, on otherwise)",
                                 group=AUGMENT)
@@ -210,6 +219,8 @@ def validate(cfg: TrainConfig, resolved: bool = False) -> None:
         raise ConfigError("crop areas must satisfy 0 < min ≤ max ≤ 1")
     if cfg.crop_ratio_min > cfg.crop_ratio_max:
         raise ConfigError("crop ratios must satisfy 0 < min ≤ max")
+    if cfg.run_dir is not None and not cfg.run_dir.strip():
+        raise ConfigError("the run directory is empty: give a folder with --run-dir, or leave it out")
 
 
 # Settings that may stay None in a resolved config: no such setting given, and nothing to resolve it from.

@@ -56,10 +56,14 @@ class Evaluator:
 
 
 def load_trained(run: str | Run, checkpoint: str | int = "latest", data_path: str | None = None,
-                 device: str = "auto"):
-    """(method, config, data) of a run with the checkpoint's weights loaded, ready for `method.embed`."""
+                 device: str = "auto", data: bool = True):
+    """(method, config, data, step) of a run with the checkpoint's weights loaded, ready for `method.embed`.
+    `data=False`: the run's data set is not loaded (None is returned for it); the method is built for the image
+    shape config.json records."""
     from .build import build_method
+    from .checkpoints import load as load_checkpoint
     from .checkpoints import split_live
+    from .data import ImageSet
     from .runtime import resolve_device
 
     run = run if isinstance(run, Run) else Run(run)
@@ -67,16 +71,22 @@ def load_trained(run: str | Run, checkpoint: str | int = "latest", data_path: st
     if data_path is not None:
         cfg = cfg.replace(data_path=data_path)
     dev = resolve_device(device)
-    data = load_dataset(cfg.dataset, cfg.data_path, download=False, image_size=cfg.image_size,
-                        progress=cfg.progress)
-    method = build_method(cfg, data, dev)
-    state = torch.load(run.checkpoint_path(checkpoint), map_location="cpu", weights_only=True)
+    if data:
+        images = load_dataset(cfg.dataset, cfg.data_path, download=False, image_size=cfg.image_size,
+                              progress=cfg.progress)
+        shape_of = images
+    else:
+        d = run.config.get("dataset", {})
+        images = None
+        shape_of = ImageSet(torch.zeros((1, d["channels"], d["height"], d["width"]), dtype=torch.uint8))
+    method = build_method(cfg, shape_of, dev)
+    state = load_checkpoint(run, checkpoint)
     weights, live = split_live(state, method.live_settings)
     method.load_state_dict(weights)
     for name, value in live.items():
         method.set_live(name, value)
     method.eval()
-    return method, cfg, data, int(state["step"])
+    return method, cfg, images, int(state["step"])
 
 
 def evaluate_run(run: str | Run, checkpoint: str | int = "latest", data_path: str | None = None) -> dict:

@@ -99,3 +99,13 @@ class Recorder:
     def end(self, state: str, step: int, message: str, summary: dict | None) -> None:
         self.status(state, step, message)
         self.hub.emit({"type": "end", "state": state, "step": step, "message": message, "summary": summary})
+
+
+SUMMARY_KEYS = ("acc", "nmi", "ari", "wasserstein", "mean_max_prob", "empty_clusters", "size_entropy")
+
+
+def run_summary(state: str, message: str, step: int, steps: int, epoch: float, seconds: float, device,
+                best: dict, last: dict) -> dict:
+    """summary.json: how the run ended and its last evaluation."""
+    return {"state": state, "message": message, "step": step, "steps": steps, "epoch": epoch, "time": seconds,
+            "device": str(device), "best_checkpoint": best, **{k: last[k] for k in SUMMARY_KEYS if k in last}}

@@ -30,6 +30,7 @@ import numpy as np
 from .control import ControlChannel
 from .errors import ConfigError, RunError
 from .io import atomic_savez, atomic_write_json, json_line
+from .runlock import RunLock
 
 FORMAT_VERSION = 1
 _SNAP_RE = re.compile(r"^step_(\d{8})\.npz$")
@@ -53,7 +54,7 @@ class NullWriter:
     def __init__(self, path: Path):
         self.path = Path(path)
 
-    def create(self, config: dict) -> None:
+    def create(self, config: dict, restart: bool = False) -> None:
         pass
 
     def append(self, record: dict) -> None:
@@ -71,6 +72,12 @@ class NullWriter:
     def truncate_after(self, step: int) -> int:
         return 0
 
+    def open(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
 
 class RunWriter:
     """Everything the trainer writes into a run directory."""
@@ -79,17 +86,43 @@ class RunWriter:
         self.path = Path(path)
         self.snapshots = self.path / "snapshots"
         self.checkpoints = self.path / "checkpoints"
+        self.lock = RunLock(self.path)
 
-    def create(self, config: dict) -> None:
-        if (self.path / "config.json").exists():
+    def create(self, config: dict, restart: bool = False) -> None:
+        """A new run in the folder (which may exist, empty or not a run). `restart`: the folder holds a run that
+        never wrote a checkpoint; it starts again from step 0 and its old files go."""
+        if self.path.exists() and not self.path.is_dir():
+            raise RunError(f"the run directory {self.path} is a file, not a folder: choose another --run-dir")
+        if (self.path / "config.json").exists() and not restart:
             raise RunError(
                 f"{self.path} already holds a run. Resume it with --resume, or choose another --run-dir"
             )
-        self.path.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            self.open()
+        except OSError as e:  # under a file, read-only, disk full
+            raise RunError(f"cannot create the run directory {self.path}: {e.strerror or e}") from None
+        if restart:
+            for name in ("metrics.jsonl", "summary.json", "status.json", "probe.npz"):
+                (self.path / name).unlink(missing_ok=True)
+            for folder in (self.snapshots, self.checkpoints):
+                for p in folder.glob("*") if folder.is_dir() else ():
+                    p.unlink()
         self.snapshots.mkdir(exist_ok=True)
         self.checkpoints.mkdir(exist_ok=True)
         atomic_write_json(self.path / "config.json", {"format": FORMAT_VERSION, **config})
         (self.path / "metrics.jsonl").touch()
+
+    def open(self) -> None:
+        """Become the run's one writer (RunError when a live process already is), and remove the temporary files
+        a process killed while writing left behind."""
+        self.lock.acquire()
+        for folder in (self.path, self.snapshots, self.checkpoints):
+            for tmp in folder.glob(".*.tmp") if folder.is_dir() else ():
+                tmp.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        self.lock.release()
 
     def append(self, record: dict) -> None:
         with open(self.path / "metrics.jsonl", "a", encoding="utf-8") as f:
@@ -395,10 +428,22 @@ class Run:
                 raise RunError(f"{self.name} has no checkpoint yet")
             path = folder / checkpoint_name(steps[-1])
         else:
-            path = folder / checkpoint_name(int(which))
+            try:
+                path = folder / checkpoint_name(int(which))
+            except (TypeError, ValueError):
+                raise RunError(f"a checkpoint is latest, best or a step number, got {which!r}") from None
         if not path.is_file():
             raise RunError(f"{self.name}: no checkpoint {which}")
         return path
+
+    # -- results ------------------------------------------------------------------------------------------
+    def predict(self, data=None, **options) -> dict:
+        """The cluster of every image of `data` (default: the run's data set) from a checkpoint, as numpy arrays
+        (name, cluster, confidence, label when known; z_c and z_s columns with `with_z=True`): see
+        `core.predict.predict` for the options."""
+        from .predict import predict
+
+        return predict(self, data, **options)
 
     # -- the method --------------------------------------------------------------------------------------
     @property

@@ -49,6 +49,8 @@ def base_type(tp) -> type:
 
 
 def _number(x) -> str:
+    if isinstance(x, float) and x.is_integer() and abs(x) < 1e16:
+        return str(int(x))
     return f"{x:g}" if isinstance(x, float) else str(x)
 
 

@@ -27,7 +27,7 @@ from .data import ImageSet, load_dataset
 from .errors import TrainingDiverged
 from .evaluate import Evaluator
 from .events import Background, EventHub
-from .records import LossWindow, Recorder
+from .records import LossWindow, Recorder, run_summary
 from .rundir import NullWriter, Run, RunWriter
 from .runtime import library_versions, resolve_device
 from .steering import Steering
@@ -53,7 +53,8 @@ class Trainer:
         self.device = resolve_device(device_name)
         self.data = data if data is not None else load_dataset(
             cfg.dataset, cfg.data_path, download=cfg.download, image_size=cfg.image_size, progress=cfg.progress)
-        cfg = cfg if isinstance(origin, Resume) else resolve_config(cfg, self.data, self.dist.world_size)
+        resuming = isinstance(origin, Resume) and origin.state is not None
+        cfg = cfg if resuming else resolve_config(cfg, self.data, self.dist.world_size)
         if cfg.run_dir is None:
             run_dir = str(Path("runs") / f"{Path(cfg.dataset).stem}-{cfg.method}-{time.strftime('%Y%m%d-%H%M%S')}")
             cfg = cfg.replace(run_dir=distributed.broadcast_object(run_dir, self.dist))
@@ -85,7 +86,7 @@ class Trainer:
         self._background = Background(self.fit)
         self.result: dict | None = None
         self._t0: float | None = None
-        if isinstance(origin, Resume):
+        if resuming:
             self._resume(origin)
         else:
             self._create(origin)
@@ -111,22 +112,23 @@ class Trainer:
         cfg, origin = checkpoints.branch_point(source, run_dir, step, changes)
         return cls(cfg, data=data, callbacks=callbacks, origin=origin)
 
-    def _create(self, branch: Branch | None) -> None:
+    def _create(self, branch: Branch | Resume | None) -> None:
         cfg = self.config
-        extra = {"branched_from": {"run": branch.source, "step": branch.step}} if branch else {}
+        extra = {"branched_from": {"run": branch.source, "step": branch.step}} if isinstance(branch, Branch) else {}
         if self.dist.active:
             extra["distributed"] = {"world_size": self.dist.world_size, "backend": distributed.backend(),
                                     "global_batch_size": cfg.batch_size * self.dist.world_size}
         self.writer.create({"settings": cfg.to_dict(), "method": type(self.method).describe(),
                             "dataset": self.data.describe(), "device": str(self.device),
-                            "versions": library_versions(), "created": time.time(), **extra})
+                            "versions": library_versions(), "created": time.time(), **extra},
+                           restart=isinstance(branch, Resume))  # a run with no checkpoint starts again
         labels = None if self.data.labels is None else self.data.labels[self.probe_indices]
         self.writer.probe(self.probe_indices, self.data.images[self.probe_indices].numpy(), labels,
                           self.data.class_names)
         if self.steering.control is not None:
             self.steering.control.start_from_current()
         self.recorder.status("starting", 0)
-        if branch is None:
+        if not isinstance(branch, Branch):
             return
         for record in branch.records:
             self.writer.append(record)
@@ -140,6 +142,7 @@ class Trainer:
 
     def _resume(self, resume: Resume) -> None:
         state = resume.state
+        self.writer.open()
         checkpoints.restore(state, self.method, self.batches, live=True)
         self.step, self.elapsed = int(state["step"]), float(state["elapsed"])
         self.checkpoints.best = dict(state["best"])
@@ -193,12 +196,13 @@ class Trainer:
         try:
             self._steer()  # requests made before training started apply from its first step
             while self.step < cfg.steps and not self.steering.stopping:
-                window.add(self.method.train_step(self.batches))
+                window.add(self.method.step(self.batches, self.step + 1, cfg.steps))
                 self.step += 1
                 s = self.step
                 due = {"eval": cfg.eval_every > 0 and s % cfg.eval_every == 0,
                        "snapshot": s % cfg.snapshot_every == 0 or s == 1,
-                       "checkpoint": s % cfg.checkpoint_every == 0}
+                       # and the first one within a minute, so that a kill rarely costs more than that
+                       "checkpoint": s % cfg.checkpoint_every == 0 or self.checkpoints.first_due()}
                 if s % cfg.log_every == 0 or any(due.values()) or s == cfg.steps:
                     record = self._record(window)
                     if (due["eval"] or s == cfg.steps) and self.dist.is_main:
@@ -227,6 +231,7 @@ class Trainer:
             raise
         finally:
             rec.close_bar()
+            self.writer.close()
 
     def _finish(self) -> dict:
         cfg = self.config
@@ -243,12 +248,8 @@ class Trainer:
             self.snapshot()
         self.checkpoint(self.recorder.last)
         message = "" if state == "finished" else (self.steering.stop_reason or "")
-        last = self.recorder.last
-        self.result = {"state": state, "message": message, "step": self.step, "steps": cfg.steps,
-                       "epoch": self.batches.epoch, "time": self._time(), "device": str(self.device),
-                       "best_checkpoint": self.checkpoints.best,
-                       **{k: last[k] for k in ("acc", "nmi", "ari", "wasserstein", "mean_max_prob", "empty_clusters",
-                                               "size_entropy") if k in last}}
+        self.result = run_summary(state, message, self.step, cfg.steps, self.batches.epoch, self._time(), self.device,
+                                  self.checkpoints.best, self.recorder.last)
         if self.dist.active:
             self.result["distributed"] = {"world_size": self.dist.world_size, "param_spread": spread}
         self.writer.summary(self.result)
@@ -342,8 +343,3 @@ class Trainer:
                                               best_from=self.config.best_after * self.config.steps)
         self.hub.emit({"type": "checkpoint", "step": self.step, "path": str(path), "best": is_best})
         return path
-
-    @property
-    def best(self) -> dict:
-        """The best checkpoint so far: {"value", "step"}."""
-        return self.checkpoints.best

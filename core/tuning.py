@@ -42,6 +42,7 @@ SESSION_THRESHOLD = 0.10
 MODES = ("scratch", "branch")
 VERDICTS = ("overlap", "separated")
 FORMAT = 1
+MAX_VALUES = 100  # β_Aug values in one session (each is a training run)
 
 
 def parse_values(text: str) -> list[float]:
@@ -54,9 +55,12 @@ def parse_values(text: str) -> list[float]:
                 raise ValueError
             lo, hi = parts[0], parts[1]
             step = parts[2] if len(parts) == 3 else 1.0
-            if step <= 0 or hi < lo:
+            if not all(map(math.isfinite, (lo, hi, step))) or step <= 0 or hi < lo:
                 raise ValueError
-            values = [round(lo + i * step, 10) for i in range(int(math.floor((hi - lo) / step + 1e-9)) + 1)]
+            count = int(math.floor((hi - lo) / step + 1e-9)) + 1
+            if count > MAX_VALUES:
+                raise UserError(f"{text!r} gives {count:,} β_Aug values; a session takes at most {MAX_VALUES}")
+            values = [round(lo + i * step, 10) for i in range(count)]
         else:
             values = [float(p) for p in text.split(",") if p.strip()]
     except ValueError:
@@ -69,6 +73,8 @@ def check_values(values) -> list[float]:
     values = sorted({float(v) for v in values})
     if len(values) < 2:
         raise UserError("a tuning session needs at least two β_Aug values")
+    if len(values) > MAX_VALUES:
+        raise UserError(f"a tuning session takes at most {MAX_VALUES} β_Aug values, got {len(values)}")
     if any(not math.isfinite(v) or v < 0 for v in values):
         raise UserError(f"β_Aug values must be finite numbers ≥ 0, got {values}")
     return values
@@ -143,6 +149,10 @@ class TuningSession:
         from .data import load_dataset
 
         path = Path(path)
+        if path.exists() and not path.is_dir():
+            raise UserError(f"the session folder {path} is a file: choose another --session-dir")
+        if not (isinstance(threshold, (int, float)) and 0 < threshold <= 1):
+            raise UserError(f"the overlap threshold must lie in (0, 1], got {threshold}")
         if (path / SESSION_FILE).exists():
             raise RunError(f"{path} already holds a tuning session: open it with TuningSession({str(path)!r})")
         if mode not in MODES:

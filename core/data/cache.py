@@ -28,12 +28,15 @@ def load_cached(cache_dir: Path, key: str):
             images = f["images"]
             labels = f["labels"] if f["has_labels"] else None
             class_names = json.loads(str(f["class_names"])) if f["has_labels"] else None
-        return images, labels, class_names
+            names = json.loads(str(f["names"])) if "names" in f.files else None
+        if names is None:  # written before file names were kept: rebuild
+            return None
+        return images, labels, class_names, names
     except Exception:  # a damaged cache entry is rebuilt, never trusted
         return None
 
 
-def save_cached(cache_dir: Path, key: str, images, labels, class_names) -> None:
+def save_cached(cache_dir: Path, key: str, images, labels, class_names, names) -> None:
     import io
 
     buf = io.BytesIO()
@@ -43,6 +46,7 @@ def save_cached(cache_dir: Path, key: str, images, labels, class_names) -> None:
         labels=labels if labels is not None else np.zeros(0, np.int64),
         has_labels=np.array(labels is not None),
         class_names=np.array(json.dumps(class_names or [])),
+        names=np.array(json.dumps(list(names))),
     )
     try:
         Path(cache_dir).mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,7 @@ import hashlib
 import io
 import os
 import zipfile
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 
@@ -143,8 +144,8 @@ def load_image_folder(
     if key:
         cached = load_cached(cache_dir, key)
         if cached is not None:
-            images, labels, class_names = cached
-            return ImageSet(images, labels, class_names, name=name or path.stem, source=source)
+            images, labels, class_names, names = cached
+            return ImageSet(images, labels, class_names, name=name or path.stem, source=source, names=names)
 
     archive = None
     if path.is_dir():
@@ -166,7 +167,7 @@ def load_image_folder(
         rel, read = entry
         try:
             data = read()
-        except OSError as e:
+        except (OSError, zipfile.BadZipFile, zlib.error, EOFError, ValueError) as e:  # a damaged member
             raise DataError(f"cannot read {rel} in {path}: {e}") from None
         return _decode(f"{rel} (in {path})", data, image_size)
 
@@ -187,5 +188,6 @@ def load_image_folder(
             archive.close()
     images = _stack(arrays, [f"{rel}" for rel in relpaths], source)
     if key:
-        save_cached(cache_dir, key, images, labels, class_names)
-    return ImageSet(torch.from_numpy(images), labels, class_names, name=name or path.stem, source=source)
+        save_cached(cache_dir, key, images, labels, class_names, relpaths)
+    return ImageSet(torch.from_numpy(images), labels, class_names, name=name or path.stem, source=source,
+                    names=relpaths)

@@ -24,6 +24,7 @@ class ImageSet:
     name: str = "images"
     source: str = ""
     info: dict = field(default_factory=dict)
+    names: list[str] | None = None  # each image's file name inside its folder or zip (None: index it)
 
     def __post_init__(self):
         if not isinstance(self.images, torch.Tensor):
@@ -37,8 +38,10 @@ class ImageSet:
             raise DataError(f"{self.name}: images must have 1 or 3 channels, got {self.images.shape[1]}")
         if len(self.images) == 0:
             raise DataError(f"{self.name}: the data set holds no images")
+        if self.names is not None and len(self.names) != len(self.images):
+            raise DataError(f"{self.name}: {len(self.images)} images but {len(self.names)} file names")
         if self.labels is not None:
-            self.labels = np.asarray(self.labels).astype(np.int64).reshape(-1)
+            self.labels = _check_labels(np.asarray(self.labels), self.name)
             if len(self.labels) != len(self.images):
                 raise DataError(
                     f"{self.name}: {len(self.images)} images but {len(self.labels)} labels"
@@ -77,3 +80,21 @@ class ImageSet:
             "class_names": self.class_names,
             **self.info,
         }
+
+
+def _check_labels(labels: np.ndarray, name: str) -> np.ndarray:
+    """Labels as int64 class indices 0, 1, …; DataError for text, NaN, fractions or negative values (which would
+    give a wrong K and a wrong ACC)."""
+    if labels.dtype.kind not in "iub":
+        if labels.dtype.kind != "f":
+            raise DataError(f"{name}: labels must be whole numbers 0, 1, 2, …, got {labels.dtype} values "
+                            f"such as {labels.reshape(-1)[:3].tolist()}")
+        if not np.isfinite(labels).all():
+            raise DataError(f"{name}: labels hold NaN or infinite values")
+        if (labels != np.round(labels)).any():
+            raise DataError(f"{name}: labels must be whole numbers, got fractions such as "
+                            f"{labels[labels != np.round(labels)][:3].tolist()}")
+    labels = labels.astype(np.int64).reshape(-1)
+    if len(labels) and labels.min() < 0:
+        raise DataError(f"{name}: labels must be 0 or more (class indices), got {int(labels.min())}")
+    return labels

@@ -35,6 +35,14 @@ def load_digits_set(size: int = 28) -> ImageSet:
 def load_npz(path: Path, name: str, class_names: list[str] | None = None) -> ImageSet:
     """An .npz with `images` (N,H,W | N,H,W,C | N,C,H,W; uint8, or floats in [0, 1]) and optional `labels`."""
     try:
+        with open(path, "rb") as fh:
+            magic = fh.read(4)
+    except OSError as e:
+        raise DataError(f"cannot read {path}: {e}") from None
+    if magic != b"PK\x03\x04":  # an .npz is a zip of .npy arrays
+        raise DataError(f"{path} is not an .npz archive (a NumPy .npz file, as written by numpy.savez, is a zip "
+                        "of arrays)")
+    try:
         with np.load(path, allow_pickle=False) as f:
             if "images" not in f:
                 raise DataError(f"{path} has no 'images' array (found: {', '.join(f.files) or 'nothing'})")
@@ -42,8 +50,10 @@ def load_npz(path: Path, name: str, class_names: list[str] | None = None) -> Ima
             labels = f["labels"] if "labels" in f else None
             if "class_names" in f:
                 class_names = [str(c) for c in f["class_names"]]
-    except (OSError, ValueError, EOFError) as e:
-        raise DataError(f"cannot read {path}: {e}") from None
+    except DataError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a cut or damaged archive fails in zipfile, zlib or numpy's reader
+        raise DataError(f"cannot read {path}: it is damaged or cut short ({type(e).__name__}: {e})") from None
     images = _to_uint8(images, path)
     if images.ndim == 3:
         images = images[:, None]

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from ..acceleration import Compiled, autocast, set_matmul_precision
+from ..levers import LRSchedule, WeightAverage
 from ..augment import InputPipeline
 from ..settings import DefaultsTable, live_names
 
@@ -46,6 +47,8 @@ class ClusteringMethod(nn.Module):
     live_settings: ClassVar[tuple[str, ...]] = ()  # derived from the Settings fields marked live
     #: methods of the class that `--compile` compiles (pure functions of tensors and weights), called as `_name`
     compiled_functions: ClassVar[tuple[str, ...]] = ()
+    #: the modules `encode` uses: what `--ema` averages
+    averaged_modules: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kw):
         super().__init_subclass__(**kw)
@@ -60,6 +63,31 @@ class ClusteringMethod(nn.Module):
             value = getattr(self.settings, name)
             self.register_buffer(name, torch.tensor(float(value if value is not None else 0.0)), persistent=False)
         self.accelerate()
+        self.lr_schedule = LRSchedule()
+        self.average: WeightAverage | None = None
+
+    def configure_levers(self, cfg) -> None:
+        """The shared training levers of a config: the learning-rate schedule and the weight average."""
+        self.lr_schedule = LRSchedule(cfg.lr_schedule, cfg.lr_warmup, cfg.lr_floor)
+        modules = [getattr(self, name) for name in self.averaged_modules]
+        self.average = WeightAverage(modules, cfg.ema) if cfg.ema > 0 and modules else None
+
+    def step(self, batches, step: int, total: int) -> dict[str, torch.Tensor]:
+        """Training step `step` of `total`: the learning rate set for it, the method's own `train_step`, then the
+        weight average moved."""
+        self.lr_schedule.apply(self.optimizers().values(), step, total)
+        out = self.train_step(batches)
+        if self.average is not None:
+            self.average.update()
+        return out
+
+    def extra_state(self) -> dict:
+        """What a checkpoint keeps beside the state dict: the weight average."""
+        return {"average": self.average.state_dict()} if self.average is not None else {}
+
+    def load_extra_state(self, state: dict) -> None:
+        if self.average is not None and "average" in state:
+            self.average.load_state_dict(state["average"])
 
     def accelerate(self, compile_mode: str = "none", precision: str = "fp32") -> None:
         """Compile the `compiled_functions` (mode "none": eager) and set the precision of the forward passes."""
@@ -131,17 +159,22 @@ class ClusteringMethod(nn.Module):
         raise NotImplementedError
 
     @torch.no_grad()
-    def embed(self, images_u8: torch.Tensor, batch_size: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
-        """z_c and z_s of uint8 images in evaluation mode (BatchNorm running statistics), in chunks."""
+    def embed(self, images_u8: torch.Tensor, batch_size: int = 1024,
+              averaged: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """z_c and z_s of uint8 images in evaluation mode (BatchNorm running statistics), in chunks; with the
+        averaged weights when `--ema` is on (`averaged=False`: the raw ones, for what training itself uses)."""
         was_training = self.training
         self.eval()
+        use = averaged and self.average is not None
+        averaged = self.average.applied() if use else contextlib.nullcontext()
         try:
-            zc, zs = [], []
-            for chunk in images_u8.split(batch_size):
-                a, b = self.encode(self.pipeline.clean(chunk))
-                zc.append(a)
-                zs.append(b)
-            return torch.cat(zc), torch.cat(zs)
+            with averaged:  # the averaged weights, when --ema is on
+                zc, zs = [], []
+                for chunk in images_u8.split(batch_size):
+                    a, b = self.encode(self.pipeline.clean(chunk))
+                    zc.append(a)
+                    zs.append(b)
+                return torch.cat(zc), torch.cat(zs)
         finally:
             self.train(was_training)
 

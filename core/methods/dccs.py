@@ -70,6 +70,7 @@ class DCCS(ClusteringMethod):
     )
     progress_keys = (("wasserstein", "W"), ("mi_loss", "MI"), ("aug_loss", "Aug"))
     best_metrics = ("wasserstein", "w_raw", "loss")
+    averaged_modules = ("encoder",)
     compiled_functions = ("critic_codes", "critic_losses", "encoder_losses")
 
     @classmethod

@@ -104,6 +104,7 @@ class DCSM(ClusteringMethod):
     )
     progress_keys = (("dt_loss", "DT"), ("standard_share", "std"), ("mi_global", "MIgl"))
     best_metrics = ("loss",)
+    averaged_modules = ("net",)
 
     @classmethod
     def from_config(cls, cfg, data, pipeline, device):
@@ -174,7 +175,7 @@ class DCSM(ClusteringMethod):
         comes, from its current l."""
         n = images_u8.shape[0]
         pick = torch.randperm(n, generator=generator, device=images_u8.device)[: self.kmeans_sample]
-        l, _ = self.embed(images_u8[pick])
+        l, _ = self.embed(images_u8[pick], averaged=False)  # training's own pseudo-labels: the raw weights
         self.centres.copy_(kmeans(l, self.k, self.kmeans_iters, generator)[1])
 
     def pseudo_similarity(self, l_clean: torch.Tensor, generator) -> torch.Tensor:
