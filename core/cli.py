@@ -110,7 +110,7 @@ def cmd_train(args) -> int:
         if trainer.dist.is_main:
             print(f"run directory: {trainer.run_dir}  ({cfg.method}, {trainer.data.name}: {len(trainer.data)} images "
                   f"{trainer.data.size[0]}×{trainer.data.size[1]}, K={cfg.num_clusters}, {weights}, "
-                  f"{cfg.steps} steps on {trainer.device}"
+                  f"{cfg.steps} steps, schedule {cfg.schedule}, on {trainer.device}"
                   + (f", {trainer.dist.world_size} processes" if trainer.dist.active else "") + ")", file=sys.stderr)
     _install_signal_handlers(trainer)
     try:

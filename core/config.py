@@ -17,7 +17,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from .acceleration import COMPILE_MODES, PRECISIONS
-from .levers import SCHEDULES
+from .levers import LEVERS_OFF, PRESETS, SCHEDULES
 from .errors import ConfigError
 from .settings import Defaults, DefaultsTable, check_settings, flag, normalise, setting
 
@@ -75,14 +75,20 @@ class TrainConfig:
                                        high_open=True, group=TRAINING)
     adam_beta2: float | None = setting(None, "Adam β2 (DCCS: 0.9; DCSM: Adam's default 0.999)", low=0, high=1,
                                        high_open=True, group=TRAINING)
-    lr_schedule: str = setting("constant", "learning-rate schedule after the warm-up: constant, cosine or linear decay "
-                               "to --lr-floor at the last step", choices=SCHEDULES, group=TRAINING)
-    lr_warmup: int = setting(0, "steps of linear learning-rate warm-up from 0", low=0, group=TRAINING)
-    lr_floor: float = setting(0.0, "the decayed learning rate at the last step, as a fraction of --lr", low=0, high=1,
-                              group=TRAINING)
-    ema: float = setting(0.0, "decay of an exponential moving average of the inference network's weights, which "
-                         "evaluations, snapshots, maps and predictions use (0: off; e.g. 0.99)", low=0, high=1,
-                         high_open=True, group=TRAINING)
+    schedule: str | None = setting(None, "a preset of the optimisation settings: paper (the paper's: constant "
+                                   "learning rate, no averaging) or fast (measured to reach good clusters sooner; "
+                                   "docs/methods.md, 'Presets'); settings given explicitly win (default: fast where "
+                                   "it was measured better, else paper)", choices=PRESETS, group=TRAINING)
+    lr_schedule: str | None = setting(None, "learning-rate schedule after the warm-up: constant, cosine or linear "
+                                      "decay to --lr-floor at the last step (default: constant, or the preset's)",
+                                      choices=SCHEDULES, group=TRAINING)
+    lr_warmup: int | None = setting(None, "steps of linear learning-rate warm-up from 0 (default: 0, or the "
+                                    "preset's)", low=0, group=TRAINING)
+    lr_floor: float | None = setting(None, "the decayed learning rate at the last step, as a fraction of --lr "
+                                     "(default: 0, or the preset's)", low=0, high=1, group=TRAINING)
+    ema: float | None = setting(None, "decay of an exponential moving average of the inference network's weights, "
+                                "which evaluations, snapshots, maps and predictions use (0: off; e.g. 0.99; "
+                                "default: 0, or the preset's)", low=0, high=1, high_open=True, group=TRAINING)
     # ---- augmentation T (supplement B) ----
     flip: bool | None = setting(None, "random horizontal flip (default: off for mnist and digits, on otherwise)",
                                 group=AUGMENT)
@@ -224,7 +230,7 @@ def validate(cfg: TrainConfig, resolved: bool = False) -> None:
 
 
 # Settings that may stay None in a resolved config: no such setting given, and nothing to resolve it from.
-NULLABLE = {"data_path", "image_size", "threads", "run_dir", "epochs"}
+NULLABLE = {"data_path", "image_size", "threads", "run_dir", "epochs", "schedule"}  # schedule: runs from before presets
 
 
 def _round_up(x: float, multiple: int) -> int:
@@ -236,11 +242,26 @@ def resolve_config(cfg: TrainConfig, data, world_size: int = 1) -> TrainConfig:
     `world_size` processes each take `batch_size` images of a step (distributed training)."""
     validate(cfg)
     method = cfg.method_class
-    table = {**AUGMENT_DEFAULTS.lookup(cfg.dataset, data.channels), **method.defaults.lookup(cfg.dataset,
-                                                                                             data.channels)}
+    schedule = cfg.schedule or method.default_schedule(cfg.dataset)
+    if schedule not in method.presets:
+        raise ConfigError(f"{cfg.method.upper()} has no '{schedule}' schedule (it has: "
+                          f"{', '.join(method.presets)})")
+    measured = method.presets[schedule].datasets
+    if schedule != "paper" and not method.presets[schedule].common.values and cfg.dataset.lower() not in measured:
+        raise ConfigError(f"{cfg.method.upper()}'s '{schedule}' schedule was measured on "
+                          f"{', '.join(measured) or 'no data set'} only, not on {cfg.dataset}: use --schedule paper "
+                          "and set the levers (--lr, --lr-schedule, --ema, ...) yourself")
+    table = {}
+    for layer in (LEVERS_OFF.values, AUGMENT_DEFAULTS.lookup(cfg.dataset, data.channels),
+                  method.defaults.lookup(cfg.dataset, data.channels),
+                  method.presets[schedule].lookup(cfg.dataset, data.channels)):
+        if "steps" in layer or "epochs" in layer:  # a later layer's length replaces an earlier one's
+            table.pop("steps", None), table.pop("epochs", None)
+        table.update(layer)
     own = {f.name for f in fields(method.Settings)}
     changes = {name: value for name, value in table.items()
                if name not in ("steps", "epochs") and (name in own or hasattr(cfg, name)) and getattr(cfg, name) is None}
+    changes["schedule"] = schedule
     if cfg.best_metric is None:
         changes["best_metric"] = method.best_metrics[0]
     k = cfg.num_clusters or data.num_classes
@@ -275,5 +296,8 @@ def resolve_config(cfg: TrainConfig, data, world_size: int = 1) -> TrainConfig:
 
 def default_sources(cfg: TrainConfig, channels: int) -> dict[str, str]:
     """Where each per-data-set default of this config comes from (for documentation and `--help`)."""
-    return {**AUGMENT_DEFAULTS.sources(cfg.dataset, channels),
-            **cfg.method_class.defaults.sources(cfg.dataset, channels)}
+    method = cfg.method_class
+    preset = method.presets.get(cfg.schedule or method.default_schedule(cfg.dataset))
+    return {**{name: LEVERS_OFF.source for name in LEVERS_OFF.values},
+            **AUGMENT_DEFAULTS.sources(cfg.dataset, channels), **method.defaults.sources(cfg.dataset, channels),
+            **(preset.sources(cfg.dataset, channels) if preset else {})}

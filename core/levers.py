@@ -1,8 +1,8 @@
 """Training levers shared by every method that keep its networks, losses and priors: a learning-rate schedule
 (warm-up, then constant, cosine or linear decay to a floor) and an exponential moving average of the inference
 networks' weights, which evaluation, snapshots, maps and predictions use while training goes on with the raw
-weights. Both are settings (`--lr-schedule`, `--lr-warmup`, `--lr-floor`, `--ema`), off by default; their measured
-effect is in docs/methods.md."""
+weights. Both are settings (`--lr-schedule`, `--lr-warmup`, `--lr-floor`, `--ema`), off in the `paper` preset and set by a
+method's `fast` preset (`--schedule`); their measured effect is in docs/methods.md."""
 
 from __future__ import annotations
 
@@ -11,7 +11,12 @@ import math
 
 import torch
 
+from .settings import Defaults
+
 SCHEDULES = ("constant", "cosine", "linear")
+PRESETS = ("paper", "fast")  # --schedule: each method says what each means for each data set (its `presets`)
+LEVERS_OFF = Defaults({"lr_schedule": "constant", "lr_warmup": 0, "lr_floor": 0.0, "ema": 0.0},
+                      "the papers' training: constant learning rate, no weight averaging")
 
 
 def lr_factor(step: int, total: int, schedule: str = "constant", warmup: int = 0, floor: float = 0.0) -> float:

@@ -73,3 +73,48 @@ def test_resume_reproduces_a_run_with_every_lever_on_exactly(tmp_path):
     assert b_rec == a_rec  # every step, the resumed half included
     a_sum, b_sum = Run(tmp_path / "a").summary(), Run(tmp_path / "b").summary()
     assert (b_sum["acc"], b_sum["nmi"]) == (a_sum["acc"], a_sum["nmi"])  # evaluated with the restored average
+
+
+def test_presets_resolve_per_data_set_and_settings_given_explicitly_win():
+    from core import load_dataset
+    from core.config import default_sources, resolve_config, validate
+    from core.errors import ConfigError
+    from core.methods import DCCS, DCSM
+
+    digits = load_dataset("digits")
+    paper = resolve_config(TrainConfig(dataset="digits", schedule="paper"), digits)
+    assert (paper.schedule, paper.lr, paper.crop_area_min, paper.lr_schedule, paper.ema, paper.lr_warmup) == \
+        ("paper", 1e-4, 0.4, "constant", 0.0, 0)  # the paper's values (section 4.1, supplement B), levers off
+    fast = resolve_config(TrainConfig(dataset="digits", schedule="fast"), digits)
+    preset = DCCS.presets["fast"].lookup("digits", 1)
+    assert fast.schedule == "fast" and all(getattr(fast, k) == v for k, v in preset.items())
+    mine = resolve_config(TrainConfig(dataset="digits", schedule="fast", ema=0.0, lr=2e-4, steps=30), digits)
+    assert (mine.ema, mine.lr, mine.steps) == (0.0, 2e-4, 30)  # what is typed wins over the preset
+    default = resolve_config(TrainConfig(dataset="digits"), digits)
+    assert default.schedule == DCCS.default_schedule("digits")
+    assert DCCS.default_schedule("fashion-mnist") == "paper" and DCCS.default_schedule("my-folder") == "paper"
+    assert fast.lr == 3e-4 and (fast.lr_schedule, fast.ema) == ("constant", 0.0)  # the levers did not help here
+    assert "time_to_accuracy" in default_sources(TrainConfig(dataset="digits", schedule="fast"), 1)["lr"]
+    with pytest.raises(ConfigError, match="measured on digits only, not on fashion-mnist"):
+        resolve_config(TrainConfig(dataset="fashion-mnist", schedule="fast"), digits)
+    assert default_sources(TrainConfig(dataset="digits", schedule="paper"), 1)["lr"].startswith("the paper")
+    dcsm = resolve_config(TrainConfig(dataset="digits", method="dcsm"), digits)
+    assert dcsm.schedule == "paper" and dcsm.lr_schedule == "constant" and dcsm.ema == 0.0
+    with pytest.raises(ConfigError, match="DCSM has no 'fast' schedule"):
+        resolve_config(TrainConfig(dataset="digits", method="dcsm", schedule="fast"), digits)
+    with pytest.raises(ConfigError, match="schedule"):
+        validate(TrainConfig(dataset="digits", schedule="fastest"))
+
+
+def test_a_config_written_before_the_levers_trains_without_them(tmp_path):
+    old = _config(tmp_path, "old").to_dict()
+    for name in ("schedule", "lr_schedule", "lr_warmup", "lr_floor", "ema"):
+        old.pop(name)
+    cfg = TrainConfig.from_dict(old)
+    assert cfg.schedule is None and cfg.ema is None
+    from core.data import load_dataset
+    from core.config import resolve_config
+
+    method = Trainer(resolve_config(_config(tmp_path, "new", schedule="paper"), load_dataset("digits"))).method
+    method.configure_levers(cfg)
+    assert not method.lr_schedule.active and method.average is None
