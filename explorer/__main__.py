@@ -85,6 +85,9 @@ def main(argv=None) -> int:
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    from .projection import shared_service
+
+    shared_service()  # the map worker starts now, while the page loads
     host = "127.0.0.1" if args.address in ("127.0.0.1", "0.0.0.0", "") else args.address
     url = f"http://{host}:{args.port}"
     remote = args.allow_remote or args.address not in ("127.0.0.1", "localhost", "::1")

@@ -7,6 +7,7 @@ entry point and `python -m explorer` serves it on 127.0.0.1.
 from __future__ import annotations
 
 import ipaddress
+import time
 import traceback
 from pathlib import Path
 
@@ -24,6 +25,9 @@ from .projection import KINDS, shared_service
 from .runs import RunInfo, RunsFolder
 
 POLL_MS = 1000
+# While the page follows a training run, the map worker rests after each map twice as long as the map took: it
+# computes at most a third of the time (docs/explorer.md, "Watching costs the run little").
+FOLLOW_REST = 2.0
 SIDEBAR_WIDTH = 330
 
 
@@ -103,6 +107,7 @@ class RunView(param.Parameterized):
         self.scatter_maps: dict[str, hv.DynamicMap] = {}
         self.map_job = None
         self.shown_key = None
+        self._next_follow_map = 0.0  # monotonic time before which a followed training run's next map waits
         self.selected: list[int] = []
         self.panels = viewdata.panels(None)
         self._beta_seen: float | None = None  # β_Aug the run is at, by its records
@@ -180,6 +185,8 @@ class RunView(param.Parameterized):
         text = f"### {i.name}\n{badge} · {progress}"
         if i.method:
             text += f" · {i.method.upper()} on {Path(i.dataset).name}"
+        if i.settings.get("schedule"):
+            text += f" · schedule {i.settings['schedule']}"
         if i.message:
             text += f"\n\n{i.message}"
         self.status_md.object = text
@@ -342,6 +349,9 @@ class RunView(param.Parameterized):
         if cached is not None:
             self._show_map(key, cached)
             return
+        newer = self.shown_key is not None and key[:3] == self.shown_key[:3] and key[3] > self.shown_key[3]
+        if newer and self._following_training() and time.monotonic() < self._next_follow_map:
+            return  # a new snapshot while the worker rests: _poll_map asks again when the rest is over
         if self.map_job is not None:
             if self.map_job.key == key:
                 return
@@ -351,8 +361,14 @@ class RunView(param.Parameterized):
         self.spinner.value = True
         self.map_status.object = f"computing the {key[2]} map of {key[1]} at step {key[3]:,} …"
 
+    def _following_training(self) -> bool:
+        return bool(self.follow.value and self.info is not None and self.info.live)
+
     def _poll_map(self):
         job = self.map_job
+        if job is None and self._following_training() and time.monotonic() >= self._next_follow_map:
+            self._want_map()  # a map held back while the worker rested
+            return
         if job is None or not job.future.done():
             return
         self.map_job = None
@@ -364,6 +380,7 @@ class RunView(param.Parameterized):
             self.map_status.object = ""
             return
         y, secs, _ = job.future.result()
+        self._next_follow_map = time.monotonic() + FOLLOW_REST * secs
         self._show_map(job.key, y, secs)
         self._want_map()  # the person may have moved on while this one was computed
 

@@ -4,6 +4,7 @@ same points so that successive maps do not jump, and computed in a worker proces
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import threading
@@ -27,7 +28,10 @@ EXACT_KNN_UP_TO = 100_000  # exact neighbours (sklearn) beat annoy for 60-dim co
 
 
 def _threads() -> int:
-    return max(1, min(2, os.cpu_count() or 1))
+    """The map worker's threads: its share of the CPU budget (core/cpu_budget.py), one by default."""
+    from core.cpu_budget import map_threads
+
+    return map_threads()
 
 
 def neighbours(x: np.ndarray, k: int = 15) -> np.ndarray:
@@ -125,11 +129,52 @@ def compute_map(kind: str, x: np.ndarray, previous: np.ndarray | None, previous_
     return y.astype(np.float32), time.perf_counter() - t0, knn
 
 
+def _import_map_libraries() -> None:
+    import openTSNE  # noqa: F401
+    import sklearn.neighbors  # noqa: F401
+
+
 def _worker_init() -> None:
-    """Ctrl-C is the server's business: the worker ends when the server shuts the pool down."""
+    """Ctrl-C is the server's business: the worker ends when the server shuts the pool down. The worker yields
+    its core to a trainer (a lower priority), so that watching a run does not slow it down."""
     import signal
 
+    from core.cpu_budget import lower_priority
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    lower_priority()
+
+
+_ENV_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def worker_environment():
+    """The map worker's share of the CPU budget in the environment it inherits: its thread count for every
+    numerical library (BLAS, OpenMP, numba) and sleeping, not spinning, idle threads (core/cpu_budget.py)."""
+    from core.cpu_budget import quiet_environment
+
+    threads = str(_threads())  # DCE_MAP_THREADS overrides it, not OMP_NUM_THREADS (meant for training)
+    wanted = {name: threads for name in THREAD_VARIABLES}
+    wanted["OMP_WAIT_POLICY"] = quiet_environment()["OMP_WAIT_POLICY"]
+    # numba (UMAP) compiles into a cache of ours, never into site-packages
+    from core.data.cache import default_cache_dir
+
+    wanted["NUMBA_CACHE_DIR"] = os.environ.get("NUMBA_CACHE_DIR") or str(default_cache_dir() / "numba")
+    with _ENV_LOCK:
+        saved = {name: os.environ.get(name) for name in wanted}
+        os.environ.update(wanted)
+        try:
+            yield
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+
+
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
 
 
 @dataclass
@@ -154,11 +199,6 @@ class ProjectionService:
     def _executor(self):
         if self._pool is None:
             if self._processes:
-                # numba (UMAP) compiles into a cache of ours, never into site-packages, with two threads
-                from core.data.cache import default_cache_dir
-
-                os.environ.setdefault("NUMBA_CACHE_DIR", str(default_cache_dir() / "numba"))
-                os.environ.setdefault("NUMBA_NUM_THREADS", str(_threads()))
                 self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
                                                  initializer=_worker_init)
             else:
@@ -186,7 +226,8 @@ class ProjectionService:
 
     def submit(self, key: tuple, x: np.ndarray) -> MapJob:
         prev_y, prev_knn = self.previous(key) or (None, None)
-        future = self._executor().submit(compute_map, key[2], x, prev_y, prev_knn)
+        with worker_environment():  # the worker process starts (with this environment) at the first submit
+            future = self._executor().submit(compute_map, key[2], x, prev_y, prev_knn)
 
         def store(f: Future):
             if not f.cancelled() and f.exception() is None:  # a superseded map was cancelled: nothing to keep
@@ -200,6 +241,12 @@ class ProjectionService:
 
         future.add_done_callback(store)
         return MapJob(key, future)
+
+    def prewarm(self) -> None:
+        """Start the worker and import the map libraries now, so that the first map does not wait for them."""
+        if self._processes:
+            with worker_environment():
+                self._executor().submit(_import_map_libraries)
 
     def shutdown(self):
         if self._pool is not None:
@@ -215,4 +262,5 @@ def shared_service() -> ProjectionService:
     global _SERVICE
     if _SERVICE is None:
         _SERVICE = ProjectionService()
+        _SERVICE.prewarm()
     return _SERVICE

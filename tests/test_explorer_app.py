@@ -98,3 +98,26 @@ def test_app_lists_runs_and_handles_a_bad_folder(run_dir, service, tmp_path):
     app.f_dataset.value = str(tmp_path / "no-data")
     app._on_start(None)
     assert app.f_msg.alert_type == "danger" and "does not exist" in app.f_msg.object
+
+
+def test_following_a_training_run_rests_the_map_worker_between_maps(digits_run_template, service, tmp_path,
+                                                                     monkeypatch):
+    run = copy_run(digits_run_template, tmp_path / "live")
+    latest = run / "snapshots" / "step_00000060.npz"
+    latest.rename(tmp_path / "held.npz")  # the run has reached step 40
+    view = RunView(service)
+    view.set_run(str(run))
+    monkeypatch.setattr(view, "_following_training", lambda: True)  # as if it were still training
+    wait_for_map(view)
+    assert view.shown_key[3] == 40 and view._next_follow_map > time.monotonic() - 60
+    view._next_follow_map = time.monotonic() + 3600  # the worker rests (as long as the last map took)
+    (tmp_path / "held.npz").rename(latest)  # a new snapshot arrives
+    view.refresh()
+    assert view.snapshot.step == 60 and view.map_job is None and view.shown_key[3] == 40  # shown later, not now
+    view._next_follow_map = 0.0  # the rest is over: the held map comes at the next tick
+    wait_for_map(view)
+    assert view.shown_key[1:] == ("Z", "t-SNE", 60)
+    view._next_follow_map = time.monotonic() + 3600
+    view.space.value = "Z_c"  # what the person asks for is not held back
+    wait_for_map(view)
+    assert view.shown_key[1:] == ("Z_c", "t-SNE", 60)

@@ -1,0 +1,52 @@
+"""One CPU budget for the processes we start: the map worker runs its share of threads at the lowest priority, its
+idle OpenMP threads sleeping (core/cpu_budget.py)."""
+
+import os
+
+import numpy as np
+import pytest
+
+from core import cpu_budget
+from explorer.projection import ProjectionService, worker_environment
+
+
+@pytest.mark.slow  # starts a worker process and draws a map in it (about 15 s on two cores)
+def test_the_map_worker_runs_one_thread_at_a_lower_priority_and_draws_maps(monkeypatch):
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    monkeypatch.delenv(cpu_budget.MAP_THREADS_ENV, raising=False)
+    before = dict(os.environ)
+    svc = ProjectionService(processes=True)
+    try:
+        with worker_environment():  # as `submit` does: the worker starts with its share in its environment
+            nice = svc._executor().submit(os.nice, 0).result(120)
+        assert dict(os.environ) == before  # the server's own environment is left as it was
+        assert nice == min(19, os.nice(0) + cpu_budget.MAP_NICE)
+        for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+            assert svc._executor().submit(os.getenv, name).result(60) == "1"
+        assert svc._executor().submit(os.getenv, "OMP_WAIT_POLICY").result(60) == "PASSIVE"
+        # and it still draws maps: three separated blobs stay separated
+        rng = np.random.default_rng(0)
+        x = np.concatenate([rng.normal(c, 0.3, (60, 5)) for c in (0, 5, 10)]).astype(np.float32)
+        y, seconds, _ = svc.submit(("run", "Z", "t-SNE", 1), x).future.result(120)
+        centres = np.stack([y[i * 60:(i + 1) * 60].mean(0) for i in range(3)])
+        spread = max(np.linalg.norm(y[i * 60:(i + 1) * 60] - centres[i], axis=1).mean() for i in range(3))
+        gaps = min(np.linalg.norm(centres[i] - centres[j]) for i in range(3) for j in range(i + 1, 3))
+        assert gaps > 2 * spread and seconds > 0
+    finally:
+        svc.shutdown()
+
+
+def test_budget_settings_and_overrides(monkeypatch):
+    assert cpu_budget.cores() >= 1
+    assert cpu_budget.share(2, total=2) == 1 and cpu_budget.share(4, total=2) == 1 and cpu_budget.share(1, 8) == 8
+    monkeypatch.setenv(cpu_budget.MAP_THREADS_ENV, "99")
+    assert cpu_budget.map_threads() == cpu_budget.cores()  # capped at the cores there are
+    monkeypatch.setenv(cpu_budget.MAP_THREADS_ENV, "many")
+    assert cpu_budget.map_threads() == 1  # a malformed value falls back to the default
+    monkeypatch.setenv(cpu_budget.MAP_NICE_ENV, "3")
+    assert cpu_budget.map_nice() == 3
+
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")  # what a user set is kept
+    assert cpu_budget.quiet_environment()["OMP_WAIT_POLICY"] == "ACTIVE"
+    monkeypatch.delenv("OMP_WAIT_POLICY")
+    assert cpu_budget.quiet_environment({"A": "1"}) == {"A": "1", "OMP_WAIT_POLICY": "PASSIVE"}
