@@ -135,14 +135,22 @@ def _import_map_libraries() -> None:
 
 
 def _worker_init() -> None:
-    """Ctrl-C is the server's business: the worker ends when the server shuts the pool down. The worker yields
-    its core to a trainer (a lower priority), so that watching a run does not slow it down."""
+    """Ctrl-C is the server's business: the worker ends when the server shuts the pool down, or when the server
+    dies without doing so (killed: a pool worker would otherwise wait for work forever). The worker yields its core
+    to a trainer (a lower priority), so that watching a run does not slow it down."""
     import signal
 
     from core.cpu_budget import lower_priority
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     lower_priority()
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True, name="parent-watch").start()
+
+
+def _exit_with_parent(parent: int, every: float = 1.0) -> None:
+    while os.getppid() == parent:
+        time.sleep(every)
+    os._exit(0)
 
 
 _ENV_LOCK = threading.Lock()

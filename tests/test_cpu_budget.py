@@ -50,3 +50,34 @@ def test_budget_settings_and_overrides(monkeypatch):
     assert cpu_budget.quiet_environment()["OMP_WAIT_POLICY"] == "ACTIVE"
     monkeypatch.delenv("OMP_WAIT_POLICY")
     assert cpu_budget.quiet_environment({"A": "1"}) == {"A": "1", "OMP_WAIT_POLICY": "PASSIVE"}
+
+
+@pytest.mark.slow  # a server process and its worker (about 10 s)
+def test_the_map_worker_ends_when_its_server_is_killed(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    server = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time\n"
+        "from explorer.projection import ProjectionService\n"
+        "svc = ProjectionService(processes=True)\n"
+        "svc.prewarm()\n"
+        "print(svc._executor().submit(__import__('os').getpid).result(120), flush=True)\n"
+        "time.sleep(600)\n")], stdout=subprocess.PIPE, text=True, cwd=str(tmp_path),
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    worker = int(server.stdout.readline())
+    assert os.path.exists(f"/proc/{worker}")
+    server.send_signal(signal.SIGKILL)  # no shutdown of the pool: the worker must notice by itself
+    server.wait(30)
+    deadline = time.time() + 30
+    while time.time() < deadline and os.path.exists(f"/proc/{worker}"):
+        try:
+            if open(f"/proc/{worker}/stat").read().split()[2] == "Z":
+                break  # ended; a zombie until its new parent reaps it
+        except OSError:
+            break
+        time.sleep(0.2)
+    alive = os.path.exists(f"/proc/{worker}") and open(f"/proc/{worker}/stat").read().split()[2] != "Z"
+    assert not alive, "the map worker outlived its server"
