@@ -304,7 +304,13 @@ class Run:
         'interrupted', with `stale: True`; it can be resumed from its last checkpoint."""
         try:
             status = json.loads((self.path / "status.json").read_text())
+            if not isinstance(status, dict):
+                raise ValueError("status.json is not an object")
         except (OSError, ValueError):
+            summary = self.summary()  # written once at the end: a damaged status of an ended run is told by it
+            if summary and summary.get("state"):
+                return {"state": summary["state"], "message": summary.get("message", ""),
+                        "step": summary.get("step", 0), "total_steps": summary.get("steps"), "from_summary": True}
             return {"state": "unknown"}
         if status.get("state") in ("running", "starting") and status.get("host") == socket.gethostname():
             if not pid_alive(status.get("pid")):
@@ -314,9 +320,10 @@ class Run:
 
     def summary(self) -> dict | None:
         try:
-            return json.loads((self.path / "summary.json").read_text())
+            summary = json.loads((self.path / "summary.json").read_text())
         except (OSError, ValueError):
             return None
+        return summary if isinstance(summary, dict) else None
 
     # -- metrics ------------------------------------------------------------------------------------------
     def metrics(self, kind: str | None = "train") -> list[dict]:

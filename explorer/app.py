@@ -306,8 +306,10 @@ class RunView(param.Parameterized):
         try:
             snap = self.run.snapshot(step)
         except RunError as e:
-            self._alert(str(e))
-            return
+            snap = self._earlier_good_snapshot(step)
+            self._alert(f"{e}" + (f"; showing step {snap.step:,}, the last good snapshot before it" if snap else ""))
+            if snap is None:
+                return
         if self.probe is None:
             try:
                 self.probe = self.run.probe()
@@ -316,6 +318,15 @@ class RunView(param.Parameterized):
         self.snapshot = snap
         self._draw_snapshot_views()
         self._want_map()
+
+    def _earlier_good_snapshot(self, step: int):
+        """The latest readable snapshot before a damaged one (None when there is none)."""
+        for earlier in sorted((s for s in self.snap_steps if s < step), reverse=True):
+            try:
+                return self.run.snapshot(earlier)
+            except RunError:
+                continue
+        return None
 
     def _draw_snapshot_views(self):
         snap, probe = self.snapshot, self.probe

@@ -121,3 +121,22 @@ def test_following_a_training_run_rests_the_map_worker_between_maps(digits_run_t
     view.space.value = "Z_c"  # what the person asks for is not held back
     wait_for_map(view)
     assert view.shown_key[1:] == ("Z_c", "t-SNE", 60)
+
+
+def test_a_damaged_snapshot_falls_back_to_the_last_good_one_and_a_damaged_status_to_the_summary(
+        digits_run_template, service, tmp_path):
+    from explorer.runs import read_run_info
+
+    run = copy_run(digits_run_template, tmp_path / "damaged")
+    (run / "snapshots" / "step_00000060.npz").write_bytes(b"PK\x03\x04 not a whole zip")
+    (run / "status.json").write_bytes(bytes(range(256)))  # binary garbage; summary.json is good
+    info = read_run_info(run)
+    assert info.state == "finished" and info.step == 60
+    view = RunView(service)
+    view.set_run(str(run))
+    assert view.snapshot is not None and view.snapshot.step == 40  # not an empty map with a spinner
+    assert view.alert.visible and "step 60" in view.alert.object and "showing step 40" in view.alert.object
+    wait_for_map(view)
+    assert view.shown_key[3] == 40
+    (run / "status.json").write_text("[1, 2, 3]")  # valid JSON of the wrong shape
+    assert read_run_info(run).state == "finished"
