@@ -64,6 +64,8 @@ def main(argv=None) -> int:
     p.add_argument("--port", type=int, default=5006)
     p.add_argument("--show", action=argparse.BooleanOptionalAction, default=True, help="open a browser")
     p.add_argument("--allow-remote", action="store_true", help="serve browsers on other machines too")
+    p.add_argument("--data-root", default=None,
+                   help="data paths typed into the page must lie below it (default: the runs folder's parent)")
     p.add_argument("--train", metavar="DATASET", default=None, help="start a DCCS run on this data set first")
     p.add_argument("--kmeans-baseline", action="store_true", help="with --train: print k-means ACC at the end")
     args, train_args = p.parse_known_args(argv)
@@ -95,7 +97,7 @@ def main(argv=None) -> int:
     if args.show:
         threading.Timer(1.5, lambda: webbrowser.open(url)).start()
     try:
-        pn.serve({"/": lambda: create_app(args.runs, run=run_name, allow_remote=remote)}, address=args.address,
+        pn.serve({"/": lambda: create_app(args.runs, run=run_name, allow_remote=remote, data_root=args.data_root)}, address=args.address,
                  port=args.port, show=False, title="Deep clustering explorer",
                  websocket_origin="*" if remote else None, verbose=False)
     except KeyboardInterrupt:

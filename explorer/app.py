@@ -457,9 +457,12 @@ class ExplorerApp(param.Parameterized):
     """The page: a runs folder, its runs, a form to start one, and one run (or two side by side)."""
 
     def __init__(self, runs: str | Path = "runs", run: str | None = None, service=None, poll_ms: int = POLL_MS,
-                 **params):
+                 data_root: str | Path | None = None, **params):
         super().__init__(**params)
         self.folder = RunsFolder(runs)
+        # the page opens folders below the runs root it was started with, and data below the data root only
+        self.runs_root = Path(runs).expanduser().resolve()
+        self.data_root = Path(data_root).expanduser().resolve() if data_root else self.runs_root.parent
         self.service = service or shared_service()
         self.poll_ms = poll_ms
         self.runs_input = pn.widgets.TextInput(label="Runs folder", value=str(runs), css_classes=["runs-input"])
@@ -489,7 +492,7 @@ class ExplorerApp(param.Parameterized):
         self.main = pn.Row(self.panel_a, sizing_mode="stretch_width")
         from .tuning_view import TuningView
 
-        self.tuning = TuningView(self.folder.root, self.service)
+        self.tuning = TuningView(self.folder.root, self.service, data_root=self.data_root)
         self.tabs = pn.Tabs(("Runs", self.main), ("β_Aug tuning", self.tuning.panel()), dynamic=False,
                             css_classes=["main-tabs"], sizing_mode="stretch_width")
         self.runs_btn.on_click(lambda e: self._open_folder())
@@ -505,7 +508,8 @@ class ExplorerApp(param.Parameterized):
     def _open_folder(self):
         text = self.runs_input.value
         try:
-            path = launcher.check_path(text, must_exist=False, folder=True, what="runs folder")
+            path = launcher.check_path(text, must_exist=False, folder=True, what="runs folder",
+                                       within=self.runs_root)
         except UserError as e:
             self._folder_alert(str(e))
             return
@@ -563,7 +567,8 @@ class ExplorerApp(param.Parameterized):
         try:
             run_dir = launcher.launch(self.folder.root, method=self.f_method.value, dataset=self.f_dataset.value.strip(),
                                       data_path=self.f_data_path.value.strip() or None, beta_aug=self.f_beta.value,
-                                      steps=self.f_steps.value, device=self.f_device.value)
+                                      steps=self.f_steps.value, device=self.f_device.value,
+                                      data_root=self.data_root)
         except UserError as e:
             self.f_msg.param.update(object=str(e), alert_type="danger", visible=True)
             return
@@ -602,7 +607,7 @@ def remote_refusal() -> pn.viewable.Viewable | None:
 
 
 def create_app(runs: str | Path = "runs", run: str | None = None, allow_remote: bool = False,
-               poll_ms: int = POLL_MS) -> pn.viewable.Viewable:
+               poll_ms: int = POLL_MS, data_root: str | Path | None = None) -> pn.viewable.Viewable:
     """One page for one browser session."""
     pn.extension(sizing_mode="stretch_width", notifications=False)
     hv.extension("bokeh", logo=False)
@@ -610,7 +615,7 @@ def create_app(runs: str | Path = "runs", run: str | None = None, allow_remote: 
         refusal = remote_refusal()
         if refusal is not None:
             return refusal
-    app = ExplorerApp(runs, run=run, poll_ms=poll_ms)
+    app = ExplorerApp(runs, run=run, poll_ms=poll_ms, data_root=data_root)
     pn.state.onload(app.start_polling)
     page = app.panel()
     page.explorer = app  # for tests and notebooks

@@ -22,15 +22,22 @@ from core.rundir import Run, pid_alive
 REPO = Path(__file__).resolve().parents[1]
 
 
-def check_path(text: str, *, must_exist: bool = True, folder: bool | None = None, what: str = "path") -> Path:
-    """A path typed by a person: refuse empty, control characters and (when required) missing or wrong-kind paths,
-    with a message that says which."""
+def check_path(text: str, *, must_exist: bool = True, folder: bool | None = None, what: str = "path",
+               within: str | Path | None = None) -> Path:
+    """A path typed by a person: refuse empty, control characters, paths outside `within` (when given; a relative
+    path is taken inside it) and (when required) missing or wrong-kind paths, with a message that says which."""
     text = (text or "").strip()
     if not text:
         raise UserError(f"the {what} is empty")
     if any(ord(ch) < 32 for ch in text):
         raise UserError(f"the {what} contains control characters")
     path = Path(text).expanduser()
+    if within is not None:
+        root = Path(within).expanduser().resolve()
+        path = (root / path).resolve()  # an absolute path stays itself; links and '..' are resolved first
+        if path != root and root not in path.parents:
+            raise UserError(f"the {what} {path} is outside {root}, the only folder this page may use (start the "
+                            "explorer with another --runs or --data-root to use another)")
     if must_exist and not path.exists():
         raise UserError(f"the {what} {path} does not exist")
     if folder is True and path.exists() and not path.is_dir():
@@ -74,25 +81,25 @@ def start_process(folder: Path, args: list[str], log_name: str) -> subprocess.Po
     return proc
 
 
-def check_dataset(dataset: str, data_path: str | None) -> tuple[str, str | None]:
-    """A data-set name or a checked path, and a checked data path."""
+def check_dataset(dataset: str, data_path: str | None, within: str | Path | None = None) -> tuple[str, str | None]:
+    """A data-set name or a checked path, and a checked data path (both inside `within` when it is given)."""
     if dataset not in NAMED_DATASETS:
-        dataset = str(check_path(dataset, what="data set path"))
+        dataset = str(check_path(dataset, what="data set path", within=within))
     if data_path:
-        data_path = str(check_path(data_path, what="data path"))
+        data_path = str(check_path(data_path, what="data path", within=within))
     return dataset, data_path or None
 
 
 def launch(runs_root: str | Path, *, method: str = "dccs", dataset: str = "digits", data_path: str | None = None,
            beta_aug: float | None = None, steps: int | None = None, device: str = "auto", seed: int = 0,
-           extra_args: tuple[str, ...] = (), name: str | None = None) -> Path:
+           extra_args: tuple[str, ...] = (), name: str | None = None, data_root: str | Path | None = None) -> Path:
     """Start `python -m core train` in its own process session; returns the run directory at once.
 
     The process writes its output to `train.log` in the run directory; `launch.json` records the command and pid so
     that a run that dies before writing its status (a bad data path, say) is shown as failed with its message."""
     if method not in registry.names():
         raise UserError(f"unknown method {method!r} (known: {', '.join(registry.names())})")
-    dataset, data_path = check_dataset(dataset, data_path)
+    dataset, data_path = check_dataset(dataset, data_path, within=data_root)
     if beta_aug is not None and not (0 <= float(beta_aug) < 1e6):
         raise UserError(f"β_Aug must be a number ≥ 0, got {beta_aug}")
     if steps is not None and int(steps) < 1:

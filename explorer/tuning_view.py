@@ -68,10 +68,11 @@ def small_map(y: np.ndarray, pred: np.ndarray, k: int, title: str, highlight: bo
 
 
 def launch_session(runs_root: str | Path, *, dataset: str, values: str, mode: str, parallel: int,
-                   steps: int | None, device: str, data_path: str | None = None) -> Path:
+                   steps: int | None, device: str, data_path: str | None = None,
+                   data_root: str | Path | None = None) -> Path:
     """Start `python -m core tune` in its own process session (it survives a page reload); returns the folder."""
     parse_values(values)  # a typing mistake is reported here, not in a log
-    dataset, data_path = launcher.check_dataset(dataset, data_path)
+    dataset, data_path = launcher.check_dataset(dataset, data_path, within=data_root)
     if int(parallel) < 1:
         raise UserError("runs at once must be at least 1")
     path = launcher.unique_folder(Path(runs_root), f"tune-{launcher.stem(dataset)}-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -88,9 +89,10 @@ def launch_session(runs_root: str | Path, *, dataset: str, values: str, mode: st
 class TuningView(param.Parameterized):
     """One tuning session on the page."""
 
-    def __init__(self, runs_root: str | Path, service=None, **params):
+    def __init__(self, runs_root: str | Path, service=None, data_root: str | Path | None = None, **params):
         super().__init__(**params)
         self.root = Path(runs_root)
+        self.data_root = data_root  # data paths typed into the page must lie below it (None: anywhere)
         self.service = service or shared_service()
         self.session: TuningSession | None = None
         self.jobs: dict[float, object] = {}
@@ -299,7 +301,7 @@ class TuningView(param.Parameterized):
         try:
             path = launch_session(self.root, dataset=self.f_dataset.value.strip(), values=self.f_values.value,
                                   mode=self.f_mode.value, parallel=self.f_parallel.value or 1,
-                                  steps=self.f_steps.value, device=self.f_device.value)
+                                  steps=self.f_steps.value, device=self.f_device.value, data_root=self.data_root)
         except UserError as e:
             self.f_msg.param.update(object=str(e), alert_type="danger", visible=True)
             return

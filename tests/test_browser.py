@@ -247,10 +247,13 @@ def test_bad_runs_do_not_break_the_page(tmp_path, browser, digits_run_template):
         wait_text(page, ".run-status", r"failed")
         wait_text(page, ".run-status", r"at least 2")
         shot(page, "09-failed-run")
-        page.locator(".runs-input input").fill(str(tmp_path / "no-such-folder"))
+        page.locator(".runs-input input").fill(str(root / "no-such-folder"))
         page.locator(".runs-open button").click()
         wait_text(page, ".folder-alert", r"does not exist")
         shot(page, "10-missing-folder")
+        page.locator(".runs-input input").fill("/etc")  # the page opens folders below its runs root only
+        page.locator(".runs-open button").click()
+        wait_text(page, ".folder-alert", r"/etc is outside .*the only folder this page may use")
 
 
 def coloured_pixels(png: bytes) -> int:

@@ -88,16 +88,30 @@ def test_app_lists_runs_and_handles_a_bad_folder(run_dir, service, tmp_path):
     app = ExplorerApp(run_dir.parent, service=service)
     assert list(app.run_select.options.values()) == [str(run_dir)]
     assert app.view_a.run_path == str(run_dir)
-    app.runs_input.value = str(tmp_path / "nowhere")
+    for outside in ("/etc", "/", "../..", str(tmp_path)):  # folders the page must not open, nor start runs in
+        app.runs_input.value = outside
+        app._open_folder()
+        assert app.folder_msg.visible and "outside" in app.folder_msg.object, outside
+        assert list(app.run_select.options.values()) == [str(run_dir)] and app.folder.root == run_dir.parent
+    app.runs_input.value = str(run_dir.parent / "nowhere")
     app._open_folder()
     assert app.folder_msg.visible and "does not exist" in app.folder_msg.object
     assert app.run_select.options == {} and app.view_a.run_path is None
     app.runs_input.value = "bad\x00path"
     app._open_folder()
     assert "control characters" in app.folder_msg.object
-    app.f_dataset.value = str(tmp_path / "no-data")
+    app.f_dataset.value = str(tmp_path / "no-data")  # inside the data root (the runs root's parent): checked
     app._on_start(None)
     assert app.f_msg.alert_type == "danger" and "does not exist" in app.f_msg.object
+    for field in (app.f_dataset, app.f_data_path):  # data outside the data root is refused before anything starts
+        app.f_dataset.value, app.f_data_path.value = "fashion-mnist", ""
+        field.value = "/etc/passwd"
+        app._on_start(None)
+        assert app.f_msg.alert_type == "danger" and "/etc/passwd is outside" in app.f_msg.object
+    app.tuning.f_dataset.value = "/etc/passwd"
+    app.tuning._on_start(None)
+    assert "/etc/passwd is outside" in app.tuning.f_msg.object
+    assert sorted(p.name for p in run_dir.parent.iterdir()) == ["r1"]  # nothing was created
 
 
 def test_following_a_training_run_rests_the_map_worker_between_maps(digits_run_template, service, tmp_path,
