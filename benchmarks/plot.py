@@ -52,7 +52,7 @@ def line_chart(series: dict[str, tuple[list[float], list[float]]], path: str | P
         _, Y = px(x0, value)
         for X in range(left, w - right, 12):
             d.line([X, Y, X + 6, Y], fill="#888888")
-        d.text((w - right + 8, h - bottom - 16 * (i + 1)), f"- - {name} {value:g}", fill="#555555")
+        d.text((w - right + 8, h - bottom - 16 * (i + 1)), f"- - {name} {value:.3g}", fill="#555555")
     for i, (name, (sx, sy)) in enumerate(series.items()):
         colour = COLOURS[i % len(COLOURS)]
         points = [px(x, y) for x, y in zip(sx, sy) if y is not None]
