@@ -108,6 +108,7 @@ class RunView(param.Parameterized):
         self.map_job = None
         self.shown_key = None
         self._next_follow_map = 0.0  # monotonic time before which a followed training run's next map waits
+        self._map_held = False  # a map waits for the worker's rest to end
         self.selected: list[int] = []
         self.panels = viewdata.panels(None)
         self._beta_seen: float | None = None  # β_Aug the run is at, by its records
@@ -362,7 +363,9 @@ class RunView(param.Parameterized):
             return
         newer = self.shown_key is not None and key[:3] == self.shown_key[:3] and key[3] > self.shown_key[3]
         if newer and self._following_training() and time.monotonic() < self._next_follow_map:
-            return  # a new snapshot while the worker rests: _poll_map asks again when the rest is over
+            self._map_held = True  # a new snapshot while the worker rests: _poll_map asks again after the rest
+            return
+        self._map_held = False
         if self.map_job is not None:
             if self.map_job.key == key:
                 return
@@ -377,8 +380,9 @@ class RunView(param.Parameterized):
 
     def _poll_map(self):
         job = self.map_job
-        if job is None and self._following_training() and time.monotonic() >= self._next_follow_map:
-            self._want_map()  # a map held back while the worker rested
+        if job is None and self._map_held and (not self._following_training()
+                                               or time.monotonic() >= self._next_follow_map):
+            self._want_map()  # a map held back while the worker rested (or the run has ended meanwhile)
             return
         if job is None or not job.future.done():
             return

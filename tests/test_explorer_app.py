@@ -131,6 +131,19 @@ def test_following_a_training_run_rests_the_map_worker_between_maps(digits_run_t
     view._next_follow_map = 0.0  # the rest is over: the held map comes at the next tick
     wait_for_map(view)
     assert view.shown_key[1:] == ("Z", "t-SNE", 60)
+    # the run ends while a map is held: the held map comes at once (the last snapshot's map is never lost)
+    (run / "snapshots" / "step_00000060.npz").rename(tmp_path / "held.npz")
+    view2 = RunView(ProjectionService(processes=False))  # a fresh cache: the map of step 60 is not known yet
+    view2.set_run(str(run))
+    monkeypatch.setattr(view2, "_following_training", lambda: True)
+    wait_for_map(view2)
+    view2._next_follow_map = time.monotonic() + 3600
+    (tmp_path / "held.npz").rename(latest)
+    view2.refresh()
+    assert view2.shown_key[3] == 40 and view2._map_held
+    monkeypatch.setattr(view2, "_following_training", lambda: False)  # it finished
+    wait_for_map(view2)
+    assert view2.shown_key[3] == 60
     view._next_follow_map = time.monotonic() + 3600
     view.space.value = "Z_c"  # what the person asks for is not held back
     wait_for_map(view)
