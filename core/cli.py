@@ -2,21 +2,28 @@
 `python -m core predict RUN --out clusters.csv`, `python -m core tune ...`.
 
 Flags of `train` are generated from `TrainConfig`, so every setting is reachable and documented by `--help`.
-A user mistake prints one clear line (exit status 2), never a traceback.
+A user mistake prints one clear line (exit status 2), never a traceback; so does a run stopped by a disk that filled
+or a loss that diverged (exit status 1), and any other file-system error (exit status 1). Bugs keep their traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import signal
 import sys
 from pathlib import Path
 
 from .config import TrainConfig, shared_fields
-from .errors import TrainingDiverged, UserError
+from .errors import DiskError, TrainingDiverged, UserError
+from .io import DISK_ERRNOS, describe_os_error
 from .methods import registry
 from .settings import base_type, flag
+
+# errors of files and disks that the last-resort catch of `main` reports in one line (besides any naming a path)
+FILE_ERRNOS = DISK_ERRNOS | {errno.EACCES, errno.EPERM, errno.ENOENT, errno.EIO, errno.EISDIR, errno.ENOTDIR,
+                             errno.EEXIST, errno.ENAMETOOLONG, errno.EMFILE, errno.ENFILE}
 
 # the method settings the start line of `train` shows
 SUMMARY_SETTINGS = ("beta_aug", "ablation", "mi_alpha", "mi_beta", "mi_delta")
@@ -306,15 +313,20 @@ def main(argv: list[str] | None = None) -> int:
         return e.code if isinstance(e.code, int) else 2
     try:
         return args.func(args)
+    except (DiskError, TrainingDiverged) as e:  # the run stopped, its last good checkpoint kept: not a mistake
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except TrainingDiverged as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except OSError as e:  # a file-system error nothing above turned into a message; other exceptions are bugs
+        if e.filename is None and e.errno not in FILE_ERRNOS:
+            raise
+        print(f"error: {describe_os_error(e)}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

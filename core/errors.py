@@ -21,5 +21,10 @@ class RunError(UserError):
     """A run directory is missing, incomplete or cannot be resumed."""
 
 
+class DiskError(RunError):
+    """A run's folder could not be written while the run trained (the disk filled, became read-only or reached its
+    quota): the run stopped and keeps its last intact checkpoint. Not a mistake in the input: the CLI exits with 1."""
+
+
 class TrainingDiverged(Exception):
     """A loss became NaN or infinite; the run stops and keeps its last good checkpoint."""

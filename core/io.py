@@ -1,12 +1,36 @@
-"""Atomic file writes: a reader never sees half a file, and a crash never leaves one behind."""
+"""Atomic file writes: a reader never sees half a file, and a crash never leaves one behind; and what to say when a
+folder cannot be written (read-only, full)."""
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
 import tempfile
 from pathlib import Path
+
+# a disk that filled, turned read-only or reached its quota
+DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EROFS, errno.EDQUOT})
+
+
+def unwritable(folder: Path) -> str | None:
+    """Why files cannot be created in `folder` (an existing folder; "is ..."), or None when they can."""
+    if os.access(folder, os.W_OK | os.X_OK):
+        return None
+    try:
+        if os.statvfs(folder).f_flag & os.ST_RDONLY:
+            return "is on a read-only file system"
+    except (OSError, AttributeError):  # no statvfs on Windows
+        pass
+    return "is not writable by this user (permission denied)"
+
+
+def describe_os_error(e: OSError) -> str:
+    """'PATH: strerror (ENOSPC)' for a file-system error, in one line."""
+    code = errno.errorcode.get(e.errno, "") if e.errno is not None else ""
+    text = f"{e.strerror or e}" + (f" ({code})" if code else "")
+    return f"{e.filename}: {text}" if e.filename is not None else text
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -19,11 +43,13 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(e, OSError) and e.filename is None:  # a full disk fails write() or fsync(), unnamed
+            e.filename = str(path)
         raise
 
 
@@ -34,10 +60,17 @@ def link_atomic(src: Path, dst: Path) -> None:
     tmp = Path(dst).with_name(f".{Path(dst).name}.{os.getpid()}.tmp")
     tmp.unlink(missing_ok=True)
     try:
-        os.link(src, tmp)
-    except OSError:
-        shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
+        try:
+            os.link(src, tmp)
+        except OSError:
+            shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+    except BaseException:  # a full disk: no half copy is left behind
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        raise
 
 
 def atomic_write_json(path: Path, obj) -> None:
