@@ -8,14 +8,15 @@ weights with its own live values, and a resumed run continues with the values in
 from __future__ import annotations
 
 import math
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from .errors import ConfigError, RunError
-from .io import atomic_torch_save, link_atomic
+from .errors import ConfigError, DiskError, RunError
+from .io import DISK_ERRNOS, atomic_torch_save, describe_os_error, link_atomic, unwritable
 from .rundir import Run, checkpoint_name
 
 FORMAT = 2  # 1: live settings inside `method` (still read)
@@ -106,6 +107,13 @@ class Checkpoints:
         self.first_within = first_within  # seconds
         self._since = time.monotonic()
 
+    def check_room(self, method) -> None:
+        """RunError when the run folder cannot be written, or its disk has no room for `keep` + 2 checkpoints (the
+        one being written and best.pt besides) and 32 MiB for the rest. Before the run writes anything."""
+        each = checkpoint_bytes(method)
+        check_room(self.run_path, (self.keep + 2) * each + MARGIN,
+                   f" ({self.keep} + 2 checkpoints of about {_size(each)} and {_size(MARGIN)} for the rest)")
+
     def first_due(self) -> bool:
         """True once `first_within` seconds have passed and the run has no checkpoint yet."""
         if self._since is None or time.monotonic() - self._since < self.first_within:
@@ -123,9 +131,77 @@ class Checkpoints:
         self._since = None  # the first is written
         if is_best:  # a hard link: no second copy to write, and it outlives the rotation of step files
             link_atomic(path, self.folder / "best.pt")
+        # only now that the new one is whole on disk (a failed write raised above) do the oldest go
         for old in Run(self.run_path).checkpoint_steps()[: -self.keep]:
             (self.folder / checkpoint_name(old)).unlink(missing_ok=True)
         return path, is_best
+
+
+# ----------------------------------------------------------------------------------------------------------
+# a disk that is read-only or too full: refused before a run writes anything; filling while it trains
+# ----------------------------------------------------------------------------------------------------------
+MARGIN = 32 * 2**20  # bytes for everything of a run but its checkpoints: config, probe, snapshots, metrics
+
+
+def checkpoint_bytes(method) -> int:
+    """About how large a checkpoint of `method` is: its weights three times over (Adam keeps two moments of each)."""
+    return 3 * sum(t.numel() * t.element_size() for t in method.state_dict().values())
+
+
+def check_room(folder, bytes_needed: int, what: str = "") -> None:
+    """RunError unless files can be created in `folder` (or, when it does not exist yet, in the folder above it
+    that it will be created in) and its disk has `bytes_needed` bytes free; `what` says what they are for.
+    Creates nothing."""
+    folder = Path(folder).absolute()
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    if not existing.is_dir():
+        return  # a file where a folder should be: `RunWriter.create` says so
+    where = "" if existing == folder else f" (to be created in {existing})"
+    elsewhere = ("copy the run to a disk that can be written and resume it there" if (folder / "config.json").exists()
+                 else "choose another --run-dir")
+    why = unwritable(existing)
+    if why:
+        raise RunError(f"cannot write the run directory {folder}: {existing} {why}; {elsewhere}")
+    free = shutil.disk_usage(existing).free
+    if free < bytes_needed:
+        raise RunError(f"not enough room for the run directory {folder}{where}: its disk has {_size(free)} free, "
+                       f"the run needs {_size(bytes_needed)}{what}; make room, lower --keep-checkpoints or "
+                       f"{elsewhere}")
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
+
+
+def last_intact(run_path) -> tuple[int, Path] | None:
+    """(step, path) of the newest checkpoint that loads, or None."""
+    try:
+        run = Run(run_path)
+        steps = run.checkpoint_steps()
+    except (RunError, OSError):
+        return None
+    for step in reversed(steps):
+        try:
+            torch.load(run.checkpoint_path(step), map_location="cpu", weights_only=True)
+            return step, run.checkpoint_path(step)
+        except Exception:  # noqa: BLE001 - damaged: the one before
+            continue
+    return None
+
+
+def disk_error(error: BaseException, run_path, step: int) -> DiskError | None:
+    """For an OSError of a disk that filled, turned read-only or reached its quota while the run trained: a
+    DiskError naming it, the last checkpoint still intact on disk and the command that continues the run. None for
+    any other error."""
+    if not isinstance(error, OSError) or error.errno not in DISK_ERRNOS:
+        return None
+    kept = last_intact(run_path)
+    where = (f"its last intact checkpoint is step {kept[0]} ({kept[1]})" if kept
+             else "it has no checkpoint yet (resuming starts it again from step 0)")
+    err = DiskError(f"the run stopped at step {step}: cannot write {describe_os_error(error)}; {where}; make room, "
+                    f"then continue with: python -m core resume {run_path}")
+    err.__suppress_context__ = True  # raised while handling `error`: its message says it all
+    return err
 
 
 def resume_point(run_dir, overrides: dict):
@@ -136,9 +212,7 @@ def resume_point(run_dir, overrides: dict):
 
     run = Run(run_dir)
     overrides = allowed_changes(overrides, CHANGEABLE, "resuming")
-    old = run.config["settings"]
-    if not isinstance(old, dict):
-        raise RunError(f"{run.path}/config.json holds no settings object: it cannot be resumed")
+    old = run.config["settings"]  # a dict: `Run.config` checks it
     cfg = TrainConfig.from_dict(old).replace(run_dir=str(run.path), **overrides)
     changes = {k: v for k, v in overrides.items() if old.get(k) != v}
     try:

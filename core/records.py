@@ -97,7 +97,11 @@ class Recorder:
             self.status("running", step)
 
     def end(self, state: str, step: int, message: str, summary: dict | None) -> None:
-        self.status(state, step, message)
+        try:
+            self.status(state, step, message)
+        except OSError:  # a full or read-only disk: the error that ends the run goes on to the caller all the same
+            if summary is not None:
+                raise
         self.hub.emit({"type": "end", "state": state, "step": step, "message": message, "summary": summary})
 
 

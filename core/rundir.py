@@ -125,9 +125,14 @@ class RunWriter:
         self.lock.release()
 
     def append(self, record: dict) -> None:
-        with open(self.path / "metrics.jsonl", "a", encoding="utf-8") as f:
-            f.write(json_line(record))
-            f.flush()
+        path = self.path / "metrics.jsonl"
+        try:
+            with open(path, "a", encoding="utf-8") as f:
+                f.write(json_line(record))
+                f.flush()
+        except OSError as e:  # a full disk fails flush(), unnamed (a torn last line is skipped by readers)
+            e.filename = e.filename or str(path)
+            raise
 
     def status(self, state: str, **info) -> None:
         atomic_write_json(self.path / "status.json", {
@@ -292,9 +297,12 @@ class Run:
     def config(self) -> dict:
         if self._config is None:
             try:
-                self._config = json.loads((self.path / "config.json").read_text())
+                config = json.loads((self.path / "config.json").read_text())
             except (OSError, ValueError) as e:
                 raise RunError(f"{self.path}/config.json cannot be read: {e}") from None
+            if not isinstance(config, dict) or not isinstance(config.get("settings"), dict):
+                raise RunError(f"{self.path}/config.json is not a run's configuration: it holds no settings object")
+            self._config = config
         return self._config
 
     def status(self) -> dict:

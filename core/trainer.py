@@ -81,6 +81,8 @@ class Trainer:
         control = ControlChannel(self.run_dir) if self.dist.is_main else None
         self.steering = Steering(type(self.method), control, self.dist)
         self.checkpoints = Checkpoints(self.run_dir, cfg.keep_checkpoints, cfg.best_metric)
+        if self.dist.is_main:  # a read-only or too full disk is refused before anything is written
+            self.checkpoints.check_room(self.method)
         self.recorder = Recorder(self.writer, self.hub, self._stamp, lambda: self.config.steps,
                                  self.method.progress_keys)
         self._background = Background(self.fit)
@@ -227,8 +229,9 @@ class Trainer:
                     + (f" (step {last[-1]})" if last else ""), None)
             raise
         except BaseException as e:
-            rec.end("failed", self.step, f"{type(e).__name__}: {e}", None)
-            raise
+            error = checkpoints.disk_error(e, self.run_dir, self.step)  # a disk that filled: what is kept, and how on
+            rec.end("failed", self.step, str(error or f"{type(e).__name__}: {e}"), None)
+            raise error or e
         finally:
             rec.close_bar()
             self.writer.close()
