@@ -17,6 +17,7 @@ import torch
 
 from .data import ImageSet, load_dataset
 from .errors import DataError, UserError
+from .io import unwritable
 from .rundir import Run
 
 
@@ -87,6 +88,9 @@ def check_output(path: str | Path) -> Path:
         raise UserError(f"the output must be a .csv or .npz file, got {path.name or path}")
     if not path.parent.is_dir():
         raise UserError(f"the folder {path.parent} does not exist")
+    why = unwritable(path.parent)
+    if why:
+        raise UserError(f"cannot write {path}: the folder {path.parent} {why}")
     return path
 
 
@@ -95,14 +99,17 @@ def write(result: dict[str, np.ndarray], path: str | Path) -> Path:
     from .io import atomic_savez, atomic_write_bytes
 
     path = check_output(path)
-    if path.suffix == ".npz":
-        atomic_savez(path, **result)
-        return path
-    columns = list(result)
-    buf = io.StringIO(newline="")
-    w = csv.writer(buf)
-    w.writerow(columns)
-    for row in zip(*(result[c] for c in columns)):
-        w.writerow([f"{v:.6g}" if isinstance(v, (float, np.floating)) else v for v in row])
-    atomic_write_bytes(path, buf.getvalue().encode())
+    try:
+        if path.suffix == ".npz":
+            atomic_savez(path, **result)
+            return path
+        columns = list(result)
+        buf = io.StringIO(newline="")
+        w = csv.writer(buf)
+        w.writerow(columns)
+        for row in zip(*(result[c] for c in columns)):
+            w.writerow([f"{v:.6g}" if isinstance(v, (float, np.floating)) else v for v in row])
+        atomic_write_bytes(path, buf.getvalue().encode())
+    except OSError as e:  # a full disk (nothing is left behind: the write is atomic)
+        raise UserError(f"cannot write {path}: {e.strerror or e}") from None
     return path

@@ -33,7 +33,12 @@ class RunLock:
         """Take the lock, or RunError naming the live process that holds it."""
         if self._fd is not None or fcntl is None:
             return
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:  # a read-only folder or file system, no permission
+            raise RunError(f"{self.path.parent} cannot be written: {self.path} cannot be opened for its lock "
+                           f"({e.strerror or e}); a run needs a writable folder: make it writable, or copy the run "
+                           "to one that is") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
