@@ -1,7 +1,9 @@
 """No user mistake or damaged file ends in a traceback, a dead run or lost data (docs/reliability.md): a malformed
 control.json is reported and ignored while the run trains on; damaged data files, bad labels and bad settings give
 one `error:` line, exit status 2, and create nothing; a finished run is never rewritten by a mistaken resume; a run
-folder has one writer; a run killed before its first checkpoint starts again; a killed write leaves no litter."""
+folder has one writer; a run killed before its first checkpoint starts again; a killed write leaves no litter; a
+read-only or too full disk is refused before anything is written, and one that fills mid-run stops the run with one
+line naming the checkpoint it keeps and how to resume."""
 
 import hashlib
 import io
@@ -193,6 +195,18 @@ def test_a_config_of_the_wrong_type_or_shape_is_one_line(finished_tiny_run, caps
                               ([1, 2, 3], "holds no settings object")):
         config.write_text(json.dumps({**doc, "settings": settings}))
         _one_line_error(capsys, main(["resume", str(finished_tiny_run), "--steps", "8"]), message)
+    # valid JSON, but not a run's configuration: said by `Run.config`, for every reader
+    from core.errors import RunError
+
+    not_a_config = f"{config} is not a run's configuration: it holds no settings object"
+    for bad in ([doc], {k: v for k, v in doc.items() if k != "settings"}, {**doc, "settings": [1, 2, 3]}):
+        config.write_text(json.dumps(bad))
+        with pytest.raises(RunError) as caught:
+            Run(finished_tiny_run).config
+        assert str(caught.value) == not_a_config
+        for args in (["resume", str(finished_tiny_run), "--steps", "8"], ["eval", str(finished_tiny_run)],
+                     ["predict", str(finished_tiny_run), "--out", str(finished_tiny_run.parent / "c.csv")]):
+            _one_line_error(capsys, main(args), not_a_config)
 
 
 def test_eval_falls_back_past_a_zero_byte_latest_checkpoint(finished_tiny_run, capsys):
@@ -259,3 +273,152 @@ def test_the_first_checkpoint_is_written_within_a_minute(tmp_path, monkeypatch):
         self.folder.glob("step_*.pt")) and t.step >= 6)  # "a minute" reached at step 6
     t.fit()
     assert Run(tmp_path / "run").checkpoint_steps() == [6, 12]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# read-only and full disks: real small file systems (tmpfs), mounted where that is permitted (root on Linux)
+# ---------------------------------------------------------------------------------------------------------------
+@pytest.fixture
+def small_disk(tmp_path):
+    """`small_disk("100m")`: a folder on a tmpfs of that size, a disk that really fills (and `_read_only(folder)`
+    turns it read-only). Skips the test where mounting is not permitted; always unmounted afterwards."""
+    import shutil
+    import subprocess
+    import sys
+
+    mounted = []
+
+    def mount(size):
+        if not sys.platform.startswith("linux") or shutil.which("mount") is None:
+            pytest.skip("small file systems are mounted with Linux's mount (tmpfs)")
+        folder = tmp_path / f"disk{len(mounted)}"
+        folder.mkdir()
+        proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            pytest.skip(f"mounting a small file system is not permitted here: {proc.stderr.strip()}")
+        mounted.append(folder)
+        return folder
+
+    yield mount
+    for folder in mounted:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+
+
+def _read_only(folder):
+    import subprocess
+
+    subprocess.run(["mount", "-o", "remount,ro", str(folder)], check=True, capture_output=True)
+
+
+def _fill(folder, leave):
+    """Fill `folder`'s disk up to `leave` bytes, as another program might: returns the file that does it."""
+    import shutil
+
+    filler = folder / "filler"
+    with open(filler, "wb") as f:
+        f.write(b"\0" * max(0, shutil.disk_usage(folder).free - leave))
+    return filler
+
+
+def test_a_read_only_run_folder_is_refused_before_anything_is_written(small_disk, capsys):
+    from core.errors import RunError
+    from core.runlock import RunLock
+
+    disk = small_disk("2m")
+    _read_only(disk)
+    for run_dir in (disk / "run", disk / "new" / "run"):  # a folder to create, or one under a folder to create
+        code = main(["train", "--dataset", "digits", "--run-dir", str(run_dir), *TINY])
+        _one_line_error(capsys, code, f"cannot write the run directory {run_dir}: {disk} is on a read-only file "
+                                      "system")
+    assert list(disk.iterdir()) == []
+    with pytest.raises(RunError, match=r"\.lock cannot be opened for its lock \(Read-only file system\)"):
+        RunLock(disk).acquire()  # the lock of a run on a read-only disk: a message, not a traceback
+    # a tuning session has no check of its own: the CLI's last resort says it in one line, exit status 1
+    code = main(["tune", "--session-dir", str(disk / "s"), "--dataset", "digits", "--steps", "4", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 1 and err == f"error: {disk / 's'}: Read-only file system (EROFS)\n", err
+
+
+def test_a_disk_without_room_for_the_checkpoints_is_refused_before_anything_is_written(small_disk, capsys):
+    disk = small_disk("2m")
+    code = main(["train", "--dataset", "digits", "--run-dir", str(disk / "run"), *TINY])
+    _one_line_error(capsys, code, f"not enough room for the run directory {disk / 'run'}", "its disk has 2.0 MiB free",
+                    "the run needs 394.9 MiB (2 + 2 checkpoints of about 90.7 MiB and 32.0 MiB for the rest)")
+    assert list(disk.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_a_disk_that_fills_mid_run_stops_it_keeping_its_checkpoint_and_resume_finishes_it(small_disk, capsys,
+                                                                                        monkeypatch):
+    import torch
+
+    disk = small_disk("420m")  # a checkpoint of DCCS on digits is ~91 MiB: room for 1 + 2 of them and 32 MiB
+    # (at the start and, once the filler has gone, at resume)
+    run_dir = disk / "run"
+    filled = []
+
+    def another_program(ev):  # fills the disk once the first checkpoint is written
+        if ev["type"] == "checkpoint" and not filled:
+            filled.append(_fill(disk, leave=512 * 1024))
+
+    init = Trainer.__init__
+    monkeypatch.setattr(Trainer, "__init__", lambda self, *a, **k: (init(self, *a, **k),
+                                                                    self.add_callback(another_program))[0])
+    code = main(["train", "--dataset", "digits", "--run-dir", str(run_dir), *TINY,
+                 "--checkpoint-every", "2", "--keep-checkpoints", "1"])
+    err = capsys.readouterr().err.splitlines()[-1] + "\n"  # after the start line
+    kept = run_dir / "checkpoints" / "step_00000002.pt"
+    assert code == 1 and err.startswith("error: the run stopped at step 4: cannot write ") and err.count("\n") == 1
+    for part in ("No space left on device (ENOSPC)", f"its last intact checkpoint is step 2 ({kept})",
+                 f"make room, then continue with: python -m core resume {run_dir}"):
+        assert part in err, (part, err)
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["best.pt", "step_00000002.pt"]
+    assert torch.load(kept, weights_only=True)["step"] == 2
+    assert not list(run_dir.rglob("*.tmp"))
+    assert json.loads((run_dir / "status.json").read_text())["state"] == "failed"
+
+    filled[0].unlink()  # room again
+    assert main(["resume", str(run_dir)]) == 0
+    assert "resuming" in capsys.readouterr().err
+    run = Run(run_dir)
+    assert run.summary()["state"] == "finished" and run.summary()["step"] == 4
+    steps = [r["step"] for r in run.metrics()]
+    assert steps == sorted(set(steps)) and steps[-1] == 4, steps
+    assert [e["dropped_records"] for e in run.metrics("event") if e["event"] == "resumed"] == [1]  # step 4's
+    # the disk turned read-only: resuming it again is refused before anything is written
+    _read_only(disk)
+    _one_line_error(capsys, main(["resume", str(run_dir), "--steps", "6"]),
+                    f"cannot write the run directory {run_dir}: {run_dir} is on a read-only file system; copy the "
+                    "run to a disk that can be written and resume it there")
+
+
+def test_predict_to_a_read_only_or_full_disk_is_one_line(finished_tiny_run, small_disk, capsys):
+    capsys.readouterr()
+    read_only, full = small_disk("2m"), small_disk("2m")
+    _read_only(read_only)
+    _fill(full, leave=8 * 1024)  # the clusters of 1,797 images take ~50 KB
+    for out, message in ((read_only / "c.csv", f"cannot write {read_only / 'c.csv'}: the folder {read_only} is on "
+                                               "a read-only file system"),
+                         (full / "c.csv", f"cannot write {full / 'c.csv'}: No space left on device"),
+                         (full / "c.npz", f"cannot write {full / 'c.npz'}: No space left on device")):
+        _one_line_error(capsys, main(["predict", str(finished_tiny_run), "--out", str(out)]), message)
+    assert list(read_only.iterdir()) == [] and [p.name for p in full.iterdir()] == ["filler"]  # no temporary left
+
+
+def test_a_file_system_error_that_slipped_through_is_one_line_and_a_bug_keeps_its_traceback(monkeypatch, capsys):
+    import core.cli
+
+    def unreadable(args):
+        raise PermissionError(13, "Permission denied", "/some/where/file.npz")
+
+    monkeypatch.setattr(core.cli, "cmd_eval", unreadable)
+    assert main(["eval", "run"]) == 1
+    assert capsys.readouterr().err == "error: /some/where/file.npz: Permission denied (EACCES)\n"
+
+    def bug(args):
+        raise OSError("an OSError that names no file and no file-system error is a bug")
+
+    monkeypatch.setattr(core.cli, "cmd_eval", bug)
+    with pytest.raises(OSError, match="is a bug"):
+        main(["eval", "run"])
