@@ -4,7 +4,8 @@
     status.json        state (running / finished / stopped / failed), step, message, pid
     metrics.jsonl      one JSON object per logged step, appended while training
     control.json       written by others to steer a running trainer (β_Aug, stop): `core.control`
-    probe.npz          the fixed probe subset: indices, images (uint8), labels, class names
+    probe.npz          the fixed probe subset: indices, images (uint8), labels, class names, file names
+    cluster_names.json names a person gave clusters in the explorer ({"3": "sneakers"})
     snapshots/step_XXXXXXXX.npz   z_c, z_s, predictions, labels of the probe subset at that step
     checkpoints/step_XXXXXXXX.pt  all model, optimizer and random state; best.pt: lowest value of best_metric
     summary.json       final metrics when the run ends
@@ -63,7 +64,7 @@ class NullWriter:
     def status(self, state: str, **info) -> None:
         pass
 
-    def probe(self, *args) -> None:
+    def probe(self, *args, **kwargs) -> None:
         pass
 
     def summary(self, summary: dict) -> None:
@@ -138,10 +139,12 @@ class RunWriter:
         atomic_write_json(self.path / "status.json", {
             "state": state, "updated": time.time(), "pid": os.getpid(), "host": socket.gethostname(), **info})
 
-    def probe(self, indices, images, labels, class_names) -> None:
+    def probe(self, indices, images, labels, class_names, names=None) -> None:
+        """`names`: each probe image's file name in its folder or zip (None: the data set has none)."""
         atomic_savez(self.path / "probe.npz", indices=np.asarray(indices, np.int64), images=np.asarray(images),
                      labels=np.asarray(labels if labels is not None else np.zeros(0), np.int64),
-                     has_labels=np.array(labels is not None), class_names=np.array(json.dumps(class_names or [])))
+                     has_labels=np.array(labels is not None), class_names=np.array(json.dumps(class_names or [])),
+                     names=np.array(json.dumps(list(names) if names is not None else [])))
 
     def snapshot(self, step: int, epoch: float, z_c, z_s, labels, metrics: dict) -> Path:
         path = self.snapshots / snapshot_name(step)
@@ -272,6 +275,26 @@ class Probe:
     images: np.ndarray  # uint8 (n, C, H, W)
     labels: np.ndarray | None
     class_names: list[str] | None
+    names: list[str] | None = None  # file names (None: the data set has none, or an older run)
+
+    def name_of(self, row: int) -> str:
+        """The image's file name, or its index in the data set when it has none."""
+        return self.names[row] if self.names else str(int(self.indices[row]))
+
+
+CLUSTER_NAME_MAX = 40
+
+
+def check_cluster_name(name) -> str:
+    """A cluster's name as a person typed it: stripped, at most 40 characters, no control characters."""
+    if not isinstance(name, str):
+        raise ConfigError(f"a cluster name must be text, got {type(name).__name__}")
+    name = " ".join(name.split())
+    if len(name) > CLUSTER_NAME_MAX:
+        raise ConfigError(f"a cluster name has at most {CLUSTER_NAME_MAX} characters, got {len(name)}")
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
+        raise ConfigError("a cluster name cannot hold control characters")
+    return name
 
 
 class Run:
@@ -419,7 +442,9 @@ class Run:
             with np.load(self.path / "probe.npz", allow_pickle=False) as f:
                 has = bool(f["has_labels"])
                 names = json.loads(str(f["class_names"]))
-                return Probe(f["indices"], f["images"], f["labels"] if has else None, names or None)
+                files = json.loads(str(f["names"])) if "names" in f.files else []
+                files = files if len(files) == len(f["indices"]) else None
+                return Probe(f["indices"], f["images"], f["labels"] if has else None, names or None, files)
         except FileNotFoundError:
             raise RunError(f"{self.name} has no probe.npz yet") from None
         except Exception as e:
@@ -459,6 +484,34 @@ class Run:
         from .predict import predict
 
         return predict(self, data, **options)
+
+    # -- cluster names ------------------------------------------------------------------------------------
+    def cluster_names(self) -> dict[int, str]:
+        """Names a person gave clusters ({3: "sneakers"}); {} when none, or when the file is damaged."""
+        try:
+            raw = json.loads((self.path / "cluster_names.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        if not isinstance(raw, dict):
+            return {}
+        out = {}
+        for k, v in raw.items():
+            try:
+                out[int(k)] = check_cluster_name(v)
+            except (ValueError, ConfigError):
+                continue
+        return {k: v for k, v in sorted(out.items()) if v}
+
+    def name_cluster(self, cluster: int, name: str) -> dict[int, str]:
+        """Give cluster `cluster` a name (an empty name removes it); written atomically; returns all names."""
+        k = self.config.get("settings", {}).get("num_clusters")
+        if not isinstance(cluster, (int, np.integer)) or cluster < 0 or (isinstance(k, int) and cluster >= k):
+            raise ConfigError(f"no cluster {cluster!r} in this run" + (f" (it has c0…c{k - 1})" if k else ""))
+        names = self.cluster_names()
+        names[int(cluster)] = check_cluster_name(name)
+        names = {c: n for c, n in sorted(names.items()) if n}
+        atomic_write_json(self.path / "cluster_names.json", {str(c): n for c, n in names.items()})
+        return names
 
     # -- the method --------------------------------------------------------------------------------------
     @property

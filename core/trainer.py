@@ -125,8 +125,9 @@ class Trainer:
                             "versions": library_versions(), "created": time.time(), **extra},
                            restart=isinstance(branch, Resume))  # a run with no checkpoint starts again
         labels = None if self.data.labels is None else self.data.labels[self.probe_indices]
+        names = self.data.names and [self.data.names[i] for i in self.probe_indices]  # file names, when known
         self.writer.probe(self.probe_indices, self.data.images[self.probe_indices].numpy(), labels,
-                          self.data.class_names)
+                          self.data.class_names, names=names)
         if self.steering.control is not None:
             self.steering.control.start_from_current()
         self.recorder.status("starting", 0)

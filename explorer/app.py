@@ -21,10 +21,12 @@ from core.errors import RunError, UserError
 from core.rundir import Run
 
 from . import images, launcher, viewdata, views
+from .export_panel import ExportPanel
 from .projection import KINDS, shared_service
 from .runs import RunInfo, RunsFolder
 
 POLL_MS = 1000
+STOP_CONFIRM_S = 5.0  # "Stop run" asks for a second click within this many seconds
 # While the page follows a training run, the map worker rests after each map twice as long as the map took: it
 # computes at most a third of the time (docs/explorer.md, "Watching costs the run little").
 FOLLOW_REST = 2.0
@@ -78,6 +80,7 @@ class RunView(param.Parameterized):
         self.gallery_pane = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=[f"gallery{sfx}"])
         self.selection_pane = pn.pane.HTML(views.selection_html(pd.DataFrame(), np.zeros(0), 0),
                                            sizing_mode="stretch_width", css_classes=[f"selection{sfx}"])
+        self.export = ExportPanel(self, sfx)
         self.beta.param.watch(self._on_beta, "value_throttled")
         self.stop_btn.on_click(self._on_stop)
         for w in (self.x_axis, self.smoothing):
@@ -110,6 +113,8 @@ class RunView(param.Parameterized):
         self._next_follow_map = 0.0  # monotonic time before which a followed training run's next map waits
         self._map_held = False  # a map waits for the worker's rest to end
         self.selected: list[int] = []
+        self.cluster_names: dict[int, str] = {}  # names a person gave clusters (RUN/cluster_names.json)
+        self._stop_armed_at: float | None = None
         self.panels = viewdata.panels(None)
         self._beta_seen: float | None = None  # β_Aug the run is at, by its records
         self._beta_sent: float | None = None  # a value this page sent that the run has not taken yet
@@ -122,6 +127,9 @@ class RunView(param.Parameterized):
         self.run_path = path
         self._reset()
         self.follow.value = True
+        self.snap_slider.param.update(options=[0], value=0, disabled=True)  # the new run's steps come with it
+        self.stop_btn.param.update(label="Stop run", color="danger")
+        self.export.reset()
         self.curve_box.objects = []
         self.scatter_pane.object = None
         self.confusion_pane.object = None
@@ -157,6 +165,7 @@ class RunView(param.Parameterized):
             if not (Path(self.run_path) / "config.json").exists():
                 return  # still starting (or failed before writing anything): the status says which
             self.run = Run(self.run_path)
+            self.cluster_names = self.run.cluster_names()
             self.panels = viewdata.panels(self.run.method)
             self.tail = self.run.tail()
         new = self.tail.read()
@@ -175,6 +184,9 @@ class RunView(param.Parameterized):
             self._alert(f"{self.tail.skipped} damaged line(s) in metrics.jsonl were skipped")
         self._update_snapshots()
         self._poll_map()
+        self._disarm_stop_after_timeout()
+        self.export.poll()
+        self.export.update()
 
     def _show_status(self):
         i = self.info
@@ -270,22 +282,44 @@ class RunView(param.Parameterized):
     def _on_stop(self, event):
         if not self.run_path:
             return
+        if not self.confirm_stop():
+            return
         try:
             launcher.stop(self.run_path)
             self._alert("stop requested: the run saves a checkpoint and stops", "info")
         except (OSError, RunError) as e:
             self._alert(f"could not stop the run: {e}", "danger")
 
+    def confirm_stop(self) -> bool:
+        """The first click arms "Stop run" (it asks for a second click); a second click within STOP_CONFIRM_S
+        seconds stops. True when the run should stop now."""
+        now = time.monotonic()
+        if self._stop_armed_at is not None and now - self._stop_armed_at <= STOP_CONFIRM_S:
+            self._stop_armed_at = None
+            self.stop_btn.param.update(label="Stop run", color="danger")
+            return True
+        self._stop_armed_at = now
+        self.stop_btn.param.update(label="Click again to stop", color="warning")
+        return False
+
+    def _disarm_stop_after_timeout(self):
+        if self._stop_armed_at is not None and time.monotonic() - self._stop_armed_at > STOP_CONFIRM_S:
+            self._stop_armed_at = None
+            self.stop_btn.param.update(label="Stop run", color="danger")
+
     # -- snapshots and the map --------------------------------------------------------------------------------
     def _update_snapshots(self):
         steps = self.run.snapshot_steps()
+        if not steps:
+            self.snap_steps = steps
+            self.map_status.object = ("no snapshot yet: the first comes with the run's first evaluation"
+                                      if self.info is not None and self.info.live else "this run has no snapshot")
+            return
         if steps == self.snap_steps:
-            if self.snapshot is None and steps:
+            if self.snapshot is None:
                 self._load_snapshot(self.snap_slider.value)
             return
         self.snap_steps = steps
-        if not steps:
-            return
         value = steps[-1] if (self.follow.value or self.snap_slider.value not in steps) else self.snap_slider.value
         self.snap_slider.param.update(options=steps, value=value, disabled=len(steps) < 2)
         if self.snapshot is None or self.snapshot.step != value:
@@ -331,24 +365,39 @@ class RunView(param.Parameterized):
 
     def _draw_snapshot_views(self):
         snap, probe = self.snapshot, self.probe
-        conf = viewdata.confusion_view(snap, probe)
+        conf = viewdata.confusion_view(snap, probe, self.cluster_names)
         height = 300 if self.compact else 360
         if conf is not None:
             self.confusion_pane.object = views.confusion_heatmap(conf.matrix, conf.class_names, conf.cluster_names,
                                                                  height)
         else:
-            self.confusion_pane.object = views.cluster_size_bars(viewdata.cluster_sizes(snap), height)
+            self.confusion_pane.object = views.cluster_size_bars(viewdata.cluster_sizes(snap, self.cluster_names),
+                                                                 height)
         if probe is not None:
-            names = viewdata.class_names_of(probe)
-            conf_names = {}
-            if conf is not None:
-                conf_names = {c: names[i] for i, c in enumerate(conf.cluster_names[:len(names)])}
+            classes = viewdata.class_names_of(probe)
+            matched = {}  # cluster → the class it is matched to
+            if conf is not None and classes:
+                matched = {c: classes[i] for i, c in enumerate(conf.clusters[:len(classes)])}
             rows = []
-            for c, idx in viewdata.gallery(snap, per_cluster=10):
-                label = f"c{c}" + (f" → {conf_names[f'c{c}']}" if f"c{c}" in conf_names else "")
+            for c, idx, size in viewdata.gallery(snap, per_cluster=10):
+                label = (viewdata.cluster_label(c, self.cluster_names) + (f" → {matched[c]}" if c in matched else "")
+                         + f" ({size:,})")
                 rows.append((label, probe.images[idx]))
             self.gallery_pane.object = views.gallery_html(rows)
         self._draw_selection()
+
+    def names_changed(self):
+        """A cluster was (re)named: every view that shows cluster names is drawn again."""
+        if self.snapshot is None:
+            return
+        self._draw_snapshot_views()
+        self.scatter_pipe = None  # the legend's categories are fixed when the map is built: build it again
+        key, self.shown_key = self.shown_key, None
+        cached = self.service.get(key) if key is not None else None
+        if cached is not None:
+            self._show_map(key, cached)
+        else:
+            self._want_map()
 
     def _want_map(self):
         """Ask for the map of the shown snapshot (cached maps appear at once; others are computed off-thread)."""
@@ -405,12 +454,12 @@ class RunView(param.Parameterized):
             return
         if self.thumbs is None and self.probe is not None and len(self.probe.images) <= views.MAX_THUMBS:
             self.thumbs = images.data_uris(self.probe.images)
-        frame = viewdata.embedding_frame(y, snap, self.probe, self.thumbs)
+        frame = viewdata.embedding_frame(y, snap, self.probe, self.thumbs, self.cluster_names)
         if "thumb" not in frame:
             frame["thumb"] = ""
         if self.scatter_pipe is None:
             self.scatter_pipe = hv.streams.Pipe(data=frame)
-            clusters = [f"c{k}" for k in range(snap.z_c.shape[1])]
+            clusters = viewdata.cluster_labels(snap.z_c.shape[1], self.cluster_names)
             labels = viewdata.class_names_of(self.probe) or ["unknown"]
             self.scatter_maps = views.scatter_maps(self.scatter_pipe, clusters, labels,
                                                    height=340 if self.compact else 420,
@@ -433,11 +482,13 @@ class RunView(param.Parameterized):
     def _on_select(self, index):
         self.selected = list(index or [])
         self._draw_selection()
+        self.export.update()
 
     def _draw_selection(self):
         if self.snapshot is None or self.probe is None:
             return
-        frame = viewdata.selection(self.snapshot, self.selected, self.probe, limit=100)
+        frame = viewdata.selection(self.snapshot, self.selected, self.probe, limit=100,
+                                   cluster_names=self.cluster_names)
         self.selection_pane.object = views.selection_html(frame, self.probe.images, len(self.selected))
 
     # -- layout ---------------------------------------------------------------------------------------------
@@ -447,7 +498,8 @@ class RunView(param.Parameterized):
         map_controls = pn.Column(pn.Row(self.kind, self.space), pn.Row(pn.pane.Markdown("colour by"), self.colour),
                                  pn.Row(self.snap_slider, self.follow), pn.Row(self.spinner, self.map_status))
         details = pn.Tabs(("Selection", self.selection_pane), ("Confusion / sizes", self.confusion_pane),
-                          ("Most confident per cluster", self.gallery_pane), dynamic=False,
+                          ("Most confident per cluster", self.gallery_pane), ("Export / name", self.export.panel()),
+                          dynamic=False,
                           sizing_mode="stretch_width")
         flex = {"flex": "1 1 460px", "min-width": "0"}
         map_side = pn.Column(map_controls, self.scatter_pane, details, sizing_mode="stretch_width", styles=flex)

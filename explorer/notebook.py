@@ -48,7 +48,7 @@ class NotebookRunView(LockedView, RunView):
     """
 
     locked_methods = ("refresh", "set_run", "_on_beta", "_on_stop", "_draw_curves", "_want_map", "_show_scatter",
-                      "_on_snapshot_slider", "_follow_latest", "_on_select")
+                      "_on_snapshot_slider", "_follow_latest", "_on_select", "names_changed")
 
     def __init__(self, service=None, trainer=None, wake: threading.Event | None = None, **params):
         self._init_lock(wake)
@@ -124,6 +124,8 @@ class NotebookRunView(LockedView, RunView):
             self._alert(str(e), "warning")
 
     def _on_stop(self, event):
+        if not self.confirm_stop():  # the button asks for a second click, as in the app
+            return
         try:
             self.request_stop()
         except DashboardError as e:

@@ -83,6 +83,17 @@ def setting_changes(set_records: list[dict], x: str = "step") -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["x", "setting", "value"])
 
 
+def cluster_label(cluster: int, names: dict[int, str] | None = None) -> str:
+    """How a cluster is shown everywhere (legend, confusion axis, gallery, selection, exports): "c3", or "c3 · name"
+    once a person has named it."""
+    name = (names or {}).get(int(cluster))
+    return f"c{cluster} · {name}" if name else f"c{cluster}"
+
+
+def cluster_labels(k: int, names: dict[int, str] | None = None) -> list[str]:
+    return [cluster_label(c, names) for c in range(k)]
+
+
 def space(snapshot: Snapshot, name: str) -> np.ndarray:
     """The latent space a projection is computed from: Z = (z_c, z_s), Z_c or Z_s."""
     if name == "Z":
@@ -102,12 +113,13 @@ def class_names_of(probe: Probe | None) -> list[str] | None:
 
 
 def embedding_frame(xy: np.ndarray, snapshot: Snapshot, probe: Probe | None = None,
-                    thumbs: list[str] | None = None) -> pd.DataFrame:
+                    thumbs: list[str] | None = None, names: dict[int, str] | None = None) -> pd.DataFrame:
     """One row per probe image: map position, cluster, confidence, true label name (when known), thumbnail."""
     n = len(snapshot.pred)
+    shown = np.array(cluster_labels(snapshot.z_c.shape[1], names), dtype=object)
     frame = pd.DataFrame({
         "x": xy[:, 0].astype(float), "y": xy[:, 1].astype(float), "row": np.arange(n),
-        "cluster": [f"c{k}" for k in snapshot.pred], "confidence": snapshot.confidence.astype(float),
+        "cluster": shown[snapshot.pred.astype(np.int64)], "confidence": snapshot.confidence.astype(float),
     })
     names = class_names_of(probe)
     labels = snapshot.labels if snapshot.labels is not None else (probe.labels if probe is not None else None)
@@ -124,7 +136,8 @@ def embedding_frame(xy: np.ndarray, snapshot: Snapshot, probe: Probe | None = No
 class ConfusionView:
     matrix: np.ndarray  # rows: classes; columns: clusters in matched order
     class_names: list[str]
-    cluster_names: list[str]  # "c3" etc., in column order
+    cluster_names: list[str]  # "c3" (or "c3 · name") etc., in column order
+    clusters: list[int] | None = None  # the cluster ids in column order
 
     def frame(self) -> pd.DataFrame:
         rows = [{"cluster": c, "class": r, "count": int(self.matrix[i, j])}
@@ -132,20 +145,21 @@ class ConfusionView:
         return pd.DataFrame(rows)
 
 
-def confusion_view(snapshot: Snapshot, probe: Probe | None = None) -> ConfusionView | None:
+def confusion_view(snapshot: Snapshot, probe: Probe | None = None,
+                   names: dict[int, str] | None = None) -> ConfusionView | None:
     """Confusion matrix aligned by Hungarian matching, or None when the run has no labels."""
-    if snapshot.labels is None:
+    if snapshot.labels is None or len(snapshot.labels) == 0:
         return None
-    names = class_names_of(probe) or [str(i) for i in range(int(snapshot.labels.max()) + 1)]
+    classes = class_names_of(probe) or [str(i) for i in range(int(snapshot.labels.max()) + 1)]
     k = snapshot.z_c.shape[1]
-    matrix, order = aligned_confusion(snapshot.labels, snapshot.pred, len(names), k)
-    return ConfusionView(matrix, list(names), [f"c{c}" for c in order])
+    matrix, order = aligned_confusion(snapshot.labels, snapshot.pred, len(classes), k)
+    return ConfusionView(matrix, list(classes), [cluster_label(c, names) for c in order], [int(c) for c in order])
 
 
-def cluster_sizes(snapshot: Snapshot) -> pd.DataFrame:
+def cluster_sizes(snapshot: Snapshot, names: dict[int, str] | None = None) -> pd.DataFrame:
     k = snapshot.z_c.shape[1]
-    sizes = np.bincount(snapshot.pred, minlength=k)
-    return pd.DataFrame({"cluster": [f"c{c}" for c in range(k)], "size": sizes})
+    sizes = np.bincount(snapshot.pred.astype(np.int64), minlength=k)
+    return pd.DataFrame({"cluster": cluster_labels(k, names), "size": sizes})
 
 
 def cluster_order(snapshot: Snapshot) -> list[int]:
@@ -158,16 +172,21 @@ def cluster_order(snapshot: Snapshot) -> list[int]:
     return by_class + [c for c in range(k) if c not in match]
 
 
-def gallery(snapshot: Snapshot, per_cluster: int = 10) -> list[tuple[int, np.ndarray]]:
-    """For each cluster, the probe rows with the highest probability of that cluster, best first (paper's Fig. 4)."""
+def gallery(snapshot: Snapshot, per_cluster: int = 10) -> list[tuple[int, np.ndarray, int]]:
+    """For each cluster, (cluster, its members' probe rows with the highest probability of that cluster best
+    first (paper's Fig. 4), its size in the probe). An empty cluster has no rows: it shows no other cluster's
+    images."""
     out = []
+    z = snapshot.z_c.astype(np.float32)
     for c in cluster_order(snapshot):
-        rows = np.argsort(-snapshot.z_c[:, c], kind="stable")[:per_cluster]
-        out.append((c, rows))
+        members = np.flatnonzero(snapshot.pred == c)
+        rows = members[np.argsort(-z[members, c], kind="stable")][:per_cluster]
+        out.append((c, rows, len(members)))
     return out
 
 
-def selection(snapshot: Snapshot, rows, probe: Probe | None = None, limit: int = 100) -> pd.DataFrame:
+def selection(snapshot: Snapshot, rows, probe: Probe | None = None, limit: int | None = 100,
+              cluster_names: dict[int, str] | None = None) -> pd.DataFrame:
     """The selected probe rows (up to `limit`, most confident first) with cluster, confidence and label."""
     rows = np.asarray(list(rows), dtype=np.int64)
     rows = rows[(rows >= 0) & (rows < len(snapshot.pred))]
@@ -175,7 +194,7 @@ def selection(snapshot: Snapshot, rows, probe: Probe | None = None, limit: int =
     names = class_names_of(probe)
     labels = snapshot.labels
     return pd.DataFrame({
-        "row": rows, "cluster": [f"c{c}" for c in snapshot.pred[rows]],
+        "row": rows, "cluster": [cluster_label(c, cluster_names) for c in snapshot.pred[rows]],
         "confidence": snapshot.confidence[rows].astype(float),
         "label": [names[labels[r]] if names and labels is not None else "" for r in rows],
     })

@@ -89,16 +89,30 @@ def curves_map(pipe: hv.streams.Pipe, title: str, xlabel: str, height: int = 210
     return (curves * lines).opts(hv.opts.Overlay(title=title, responsive=True, height=height))
 
 
+DARK_CELL = 0.5  # cells above this share of the largest count are dark in the Blues map: their text is white
+
+
+def confusion_title(n_images: int) -> str:
+    return f"Confusion matrix of the {n_images:,}-image probe (clusters matched to classes)"
+
+
 def confusion_heatmap(matrix: np.ndarray, class_names: list[str], cluster_names: list[str],
                       height: int = 340) -> hv.Overlay:
-    """Rows: true classes; columns: clusters in matched order (a perfect clustering is diagonal)."""
+    """Rows: true classes; columns: clusters in matched order (a perfect clustering is diagonal). Computed on the
+    run's probe images, which the title says; each count is written in white on dark cells, black on light."""
     rows = [(cluster_names[j], class_names[i], int(matrix[i, j]))
             for i in range(matrix.shape[0]) for j in range(matrix.shape[1])]
     hm = hv.HeatMap(rows, kdims=["cluster", "class"], vdims=["count"])
-    return (hm * hv.Labels(hm)).opts(
+    top = max(1, int(matrix.max()) if matrix.size else 1)
+    dark = [r for r in rows if r[2] > DARK_CELL * top]
+    light = [r for r in rows if r[2] <= DARK_CELL * top]
+    labels = (hv.Labels(light, kdims=["cluster", "class"], vdims=["count"]).opts(text_color="black")
+              * hv.Labels(dark, kdims=["cluster", "class"], vdims=["count"]).opts(text_color="white"))
+    return (hm * labels).opts(
         hv.opts.HeatMap(cmap="Blues", colorbar=False, tools=["hover"], responsive=True, height=height,
-                        xrotation=45, invert_yaxis=True, title="Confusion matrix (clusters matched to classes)"),
-        hv.opts.Labels(text_color="black", text_font_size="8pt"))
+                        xrotation=45, invert_yaxis=True, title=confusion_title(int(matrix.sum())),
+                        clim=(0, top)),
+        hv.opts.Labels(text_font_size="8pt"))
 
 
 def cluster_size_bars(frame: pd.DataFrame, height: int = 300) -> hv.Bars:
@@ -107,16 +121,20 @@ def cluster_size_bars(frame: pd.DataFrame, height: int = 300) -> hv.Bars:
 
 
 def gallery_html(rows: list[tuple[str, np.ndarray]], scale: int = 2) -> str:
-    """One line per cluster: its name and a strip of its most confident images (the paper's Fig. 4)."""
+    """One line per cluster: its name and a strip of its most confident images (the paper's Fig. 4); a cluster
+    with no images says "empty"."""
     parts = ['<div class="gallery">']
     for name, imgs in rows:
-        strip = images.tile(imgs, ncols=len(imgs), pad=1) if len(imgs) else np.zeros((1, 1), np.uint8)
-        uri = images.data_uri(strip[None] if strip.ndim == 2 else strip.transpose(2, 0, 1))
+        if len(imgs):
+            strip = images.tile(imgs, ncols=len(imgs), pad=1)
+            uri = images.data_uri(strip[None] if strip.ndim == 2 else strip.transpose(2, 0, 1))
+            shown = (f'<img src="{uri}" style="width:{strip.shape[1] * scale}px;max-width:100%;height:auto;'
+                     f'image-rendering:pixelated">')
+        else:
+            shown = '<span class="gallery-empty" style="color:#888;font-style:italic">empty</span>'
         parts.append(f'<div class="gallery-row" style="display:flex;align-items:center;gap:8px;margin:2px 0">'
                      f'<span style="min-width:150px;font-family:monospace;font-size:12px;white-space:nowrap">'
-                     f'{html.escape(name)}</span>'
-                     f'<img src="{uri}" style="width:{strip.shape[1] * scale}px;max-width:100%;height:auto;'
-                     f'image-rendering:pixelated"></div>')
+                     f'{html.escape(name)}</span>{shown}</div>')
     parts.append("</div>")
     return "".join(parts)
 

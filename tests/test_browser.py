@@ -190,6 +190,8 @@ def test_explorer_shows_a_run_live_and_steers_it(server, runs_folder, browser):
     shot(page, "05-live-run-beta")
 
     # and the stop button stops it (with a checkpoint)
+    page.locator(".stop-btn button").click()  # the first click asks for a second one
+    wait_text(page, ".stop-btn", r"Click again to stop", timeout=30)
     page.locator(".stop-btn button").click()
     wait_text(page, ".run-status", r"stopped", timeout=120)
     assert Run(live).checkpoint_steps()

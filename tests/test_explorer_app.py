@@ -2,6 +2,7 @@
 
 import time
 
+import holoviews as hv
 import numpy as np
 import pytest
 
@@ -51,7 +52,17 @@ def test_run_view_of_a_finished_run(run_dir, service):
     assert view.snap_slider.options == [1, 20, 40, 60] and view.snap_slider.value == 60
     assert view.snapshot.step == 60
     assert view.confusion_pane.object is not None
-    assert view.gallery_pane.object.count("<img") == 10
+    # the gallery: one row per cluster with its size; an empty cluster says so instead of showing others' images
+    sizes = np.bincount(view.snapshot.pred.astype(int), minlength=10)
+    gallery = view.gallery_pane.object
+    assert gallery.count('class="gallery-row"') == 10
+    assert gallery.count("<img") == (sizes > 0).sum() and gallery.count(">empty<") == (sizes == 0).sum()
+    import re
+
+    assert sorted(int(n) for n in re.findall(r"\((\d+)\)</span>", gallery)) == sorted(sizes.tolist())
+    heatmap = view.confusion_pane.object.get(0)  # the caption says what the matrix counts
+    assert hv.Store.lookup_options("bokeh", heatmap, "plot").kwargs["title"].startswith(
+        "Confusion matrix of the 500-image probe")
     # the map arrives from the (thread) service and fills the scatter with one row per probe image
     wait_for_map(view)
     frame = view.scatter_pipe.data
@@ -167,3 +178,117 @@ def test_a_damaged_snapshot_falls_back_to_the_last_good_one_and_a_damaged_status
     assert view.shown_key[3] == 40
     (run / "status.json").write_text("[1, 2, 3]")  # valid JSON of the wrong shape
     assert read_run_info(run).state == "finished"
+
+
+def test_exports_of_a_selection_a_cluster_and_every_image(run_dir, service, tmp_path):
+    import io
+    import zipfile
+
+    import pandas as pd
+    from PIL import Image
+
+    run = copy_run(run_dir, tmp_path / "exported")
+    view = RunView(service)
+    view.set_run(str(run))
+    ex, snap, probe = view.export, view.snapshot, Run(run).probe()
+    assert ex.sel_csv.disabled and ex.sel_zip.disabled  # nothing selected yet
+    view._on_select([7, 0, 5])
+    assert not ex.sel_csv.disabled and ex.sel_csv.label == "Selection (3) → CSV"
+    table = pd.read_csv(ex._selection_csv())
+    rows = sorted([7, 0, 5], key=lambda r: -float(snap.confidence[r]))  # the grid's order: most confident first
+    assert list(table.columns) == ["index", "name", "cluster", "cluster_name", "confidence", "label"]
+    assert table["index"].tolist() == probe.indices[rows].tolist()
+    assert table["name"].tolist() == probe.indices[rows].tolist()  # digits has no file names: the index
+    assert table.cluster.tolist() == snap.pred[rows].tolist()
+    assert table.label.astype(str).tolist() == [probe.class_names[probe.labels[r]] for r in rows]
+    assert table.confidence.tolist() == pytest.approx(snap.confidence[rows].astype(float), abs=1e-5)
+    with zipfile.ZipFile(ex._selection_zip()) as z:
+        pngs = sorted(n for n in z.namelist() if n.endswith(".png"))
+        assert len(pngs) == 3 and "images.csv" in z.namelist()
+        for r in rows:  # each image comes back pixel for pixel, in its cluster's folder
+            name = f"c{snap.pred[r]}/{probe.indices[r]:06d}.png"
+            assert np.array_equal(np.asarray(Image.open(io.BytesIO(z.read(name)))), probe.images[r][0])
+    c = int(snap.pred[0])
+    ex.cluster.value = c
+    members = pd.read_csv(ex._cluster_csv())
+    assert len(members) == int((snap.pred == c).sum()) and set(members.cluster) == {c}
+    assert ex.cluster_csv.filename == f"exported-step60-c{c}.csv"
+    # every image of the data set, from the latest checkpoint, on a worker thread
+    assert not ex.all_btn.disabled
+    ex.start_every_image()
+    assert ex.all_btn.disabled  # one at a time
+    ex.wait_every_image()
+    assert ex.all_csv.visible and "1,797 images clustered" in ex.msg.object
+    everything = pd.read_csv(ex._all_csv())
+    assert len(everything) == 1797 and everything["index"].tolist() == list(range(1797))
+    assert everything.cluster.tolist() == Run(run).predict()["cluster"].tolist()
+
+
+def test_a_named_cluster_is_shown_everywhere_saved_and_exported(run_dir, service, tmp_path):
+    import pandas as pd
+
+    from core.errors import ConfigError
+
+    run = copy_run(run_dir, tmp_path / "named")
+    view = RunView(service)
+    view.set_run(str(run))
+    wait_for_map(view)
+    ex, c = view.export, int(view.snapshot.pred[0])
+    ex.cluster.value = c
+    ex.name_input.value = "  round   things "
+    ex.save_name()
+    shown = f"c{c} · round things"
+    assert Run(run).cluster_names() == {c: "round things"} and "now called" in ex.msg.object
+    assert shown in view.gallery_pane.object  # gallery row
+    assert shown in set(view.scatter_pipe.data.cluster)  # map legend and tooltips
+    assert shown in set(view.confusion_pane.object.get(0).data["cluster"])  # confusion axis
+    view._on_select([0])
+    assert shown in view.selection_pane.object
+    assert pd.read_csv(ex._selection_csv()).cluster_name.tolist() == ["round things"]
+    assert any(shown in label for label in ex.cluster.options)
+    again = RunView(service)  # another page reads the names from the run folder
+    again.set_run(str(run))
+    assert again.cluster_names == {c: "round things"}
+    ex.name_input.value = "x" * 41  # too long: refused, nothing changed
+    ex.save_name()
+    assert ex.msg.alert_type == "danger" and Run(run).cluster_names() == {c: "round things"}
+    with pytest.raises(ConfigError, match="control characters"):
+        Run(run).name_cluster(c, "a\x07b")
+    with pytest.raises(ConfigError, match="no cluster 99"):
+        Run(run).name_cluster(99, "nope")
+    ex.name_input.value = ""  # an empty name removes it
+    ex.save_name()
+    assert Run(run).cluster_names() == {} and shown not in view.gallery_pane.object
+
+
+def test_stop_asks_for_a_second_click(run_dir, service, monkeypatch):
+    from explorer import app as app_module
+
+    stops = []
+    monkeypatch.setattr(app_module.launcher, "stop", lambda path: stops.append(path))
+    view = RunView(service)
+    view.set_run(str(run_dir))
+    view._on_stop(None)
+    assert stops == [] and view.stop_btn.label == "Click again to stop"
+    view._on_stop(None)
+    assert stops == [str(run_dir)] and view.stop_btn.label == "Stop run"
+    monkeypatch.setattr(app_module, "STOP_CONFIRM_S", 0.05)
+    view._on_stop(None)
+    time.sleep(0.1)
+    view.refresh()  # the question lapses: the button says "Stop run" again, and one click only arms it
+    assert view.stop_btn.label == "Stop run"
+    view._on_stop(None)
+    assert stops == [str(run_dir)]
+
+
+def test_switching_runs_resets_the_snapshot_slider_and_says_when_there_is_no_snapshot(run_dir, service, tmp_path):
+    import shutil
+
+    bare = copy_run(run_dir, tmp_path / "no-snapshots")
+    shutil.rmtree(bare / "snapshots")
+    view = RunView(service)
+    view.set_run(str(run_dir))
+    assert view.snap_slider.options == [1, 20, 40, 60]
+    view.set_run(str(bare))
+    assert view.snap_slider.options == [0] and view.snap_slider.disabled and view.snapshot is None
+    assert "no snapshot" in view.map_status.object

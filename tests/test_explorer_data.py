@@ -80,10 +80,29 @@ def test_confusion_is_aligned_by_matching_and_named():
     assert viewdata.cluster_sizes(unlabelled)["size"].tolist() == [3, 2, 1]
 
 
-def test_gallery_ranks_by_cluster_probability_in_class_order():
+def test_gallery_ranks_members_by_cluster_probability_in_class_order():
     g = viewdata.gallery(known_snapshot(), per_cluster=2)
-    assert [c for c, _ in g] == [1, 0, 2]  # c1 matches class 0, c0 matches class 1, then the unmatched c2
-    assert dict(g)[0].tolist() == [0, 1] and dict(g)[1].tolist() == [2, 3] and dict(g)[2].tolist() == [4, 2]
+    assert [c for c, _, _ in g] == [1, 0, 2]  # c1 matches class 0, c0 matches class 1, then the unmatched c2
+    rows = {c: r.tolist() for c, r, _ in g}
+    # members only, most probable first: c0 holds rows 0, 1, 5 (p 0.9, 0.8, 0.5); c2 holds row 4 alone (row 2
+    # has a higher p(c2) than row 5 but belongs to c1, so it is not shown under c2)
+    assert rows == {0: [0, 1], 1: [2, 3], 2: [4]}
+    assert {c: n for c, _, n in g} == {0: 3, 1: 2, 2: 1}
+    empty = known_snapshot()
+    empty.pred = np.array([0, 0, 1, 1, 1, 0])  # nobody in c2
+    assert [(c, r.tolist(), n) for c, r, n in viewdata.gallery(empty)][-1] == (2, [], 0)
+
+
+def test_named_clusters_are_shown_by_number_and_name():
+    names = {1: "shoes"}
+    assert viewdata.cluster_label(1, names) == "c1 · shoes" and viewdata.cluster_label(0, names) == "c0"
+    assert viewdata.confusion_view(known_snapshot(), known_probe(), names).cluster_names == ["c1 · shoes", "c0", "c2"]
+    assert viewdata.confusion_view(known_snapshot(), known_probe()).clusters == [1, 0, 2]
+    sel = viewdata.selection(known_snapshot(), [0, 3], known_probe(), cluster_names=names)
+    assert sel.cluster.tolist() == ["c0", "c1 · shoes"]
+    frame = viewdata.embedding_frame(np.zeros((6, 2)), known_snapshot(), known_probe(), names=names)
+    assert frame.cluster.tolist() == ["c0", "c0", "c1 · shoes", "c1 · shoes", "c2", "c0"]
+    assert viewdata.cluster_sizes(known_snapshot(), names).cluster.tolist() == ["c0", "c1 · shoes", "c2"]
 
 
 def test_selection_lists_the_most_confident_first():
@@ -177,3 +196,25 @@ def test_launch_starts_a_dcsm_run_and_leaves_out_the_dccs_only_beta(tmp_path):
     assert info.state == "finished" and info.method == "dcsm", info.message
     with pytest.raises(UserError, match="unknown method"):
         launch(tmp_path / "runs", method="dcsx")
+
+
+def test_export_tables_name_files_clusters_and_labels():
+    from explorer import exports
+
+    probe = known_probe()
+    probe.names = [f"bag/{i}.jpg" for i in range(6)]
+    table = exports.selection_table(known_snapshot(), probe, [5, 0, 4, 99], {0: "bags"})
+    # most confident first: row 0 (0.9), row 4 (0.8), row 5 (0.5); 99 is not a probe row
+    assert table["index"].tolist() == [10, 14, 15] and table["name"].tolist() == ["bag/0.jpg", "bag/4.jpg", "bag/5.jpg"]
+    assert table.cluster.tolist() == [0, 2, 0] and table.cluster_name.tolist() == ["bags", "", "bags"]
+    assert table.label.tolist() == ["bag", "shoe", "bag"]
+    assert exports.cluster_table(known_snapshot(), probe, 1)["index"].tolist() == [12, 13]
+    assert exports.csv_bytes(table).decode().splitlines()[0] == "index,name,cluster,cluster_name,confidence,label"
+    import io
+    import zipfile
+
+    with zipfile.ZipFile(io.BytesIO(exports.images_zip(table, probe))) as z:
+        assert sorted(z.namelist()) == ["c0/000010_bag_0.png", "c0/000015_bag_5.png", "c2/000014_bag_4.png",
+                                        "images.csv"]
+    with pytest.raises(ValueError, match="at most 2"):
+        exports.images_zip(table, probe, limit=2)

@@ -100,6 +100,9 @@ def test_browser_slider_and_stop_button_steer_a_trainer_of_this_kernel(tmp_path,
         dash.beta_aug = 1.0  # the Python API does the same
         wait_until(lambda: trainer.beta_aug == 1.0, what="β_Aug from the API applied")
 
+        click(widget, bokeh_model(widget, "stop-btn"))  # the first click asks for a second one
+        wait_until(lambda: dash.view.stop_btn.label == "Click again to stop", what="the stop button armed")
+        assert trainer.running
         click(widget, bokeh_model(widget, "stop-btn"))
         summary = dash.wait(timeout=120)
         assert summary["state"] == "stopped" and summary["step"] < 5000 and not trainer.running
@@ -131,6 +134,9 @@ def test_browser_slider_and_stop_button_steer_a_run_another_process_writes(tmp_p
         wait_until(lambda: any(r["step"] >= change["step"] for r in dash.view.records), what="records after it")
         assert dash.shown["beta_aug"] == 3.5 and dash.beta_aug == 3.5
 
+        click(widget, bokeh_model(widget, "stop-btn"))  # the first click asks for a second one
+        wait_until(lambda: dash.view.stop_btn.label == "Click again to stop", what="the stop button armed")
+        assert not Run(run_dir).control().get("stop")
         click(widget, bokeh_model(widget, "stop-btn"))
         assert Run(run_dir).control()["stop"] is True
         summary = dash.wait(timeout=120)
