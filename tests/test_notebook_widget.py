@@ -291,9 +291,15 @@ def test_in_a_real_kernel_the_cell_returns_at_once_and_the_widget_talks_both_way
         run("import time\nt0 = time.time()\nwhile trainer.beta_aug != 3.5 and time.time() - t0 < 60: time.sleep(0.1)\n"
             "from core import Run\nchange = Run(RUN_DIR).metrics('set')[-1]\n"
             "assert (change['value'], change['source'], dash.view.beta.value) == (3.5, 'api', 3.5), change")
-        from_browser({"kind": "MessageSent", "msg_type": "bokeh_event", "msg_data": {
-            "type": "event", "name": "button_click",
-            "values": {"type": "map", "entries": [["model", {"id": button_id}]]}}})
+        def press_stop():
+            from_browser({"kind": "MessageSent", "msg_type": "bokeh_event", "msg_data": {
+                "type": "event", "name": "button_click",
+                "values": {"type": "map", "entries": [["model", {"id": button_id}]]}}})
+
+        press_stop()  # the first press asks for a second one
+        run("t0 = time.time()\nwhile dash.view.stop_btn.label != 'Click again to stop' and time.time() - t0 < 30: "
+            "time.sleep(0.1)\nassert dash.view.stop_btn.label == 'Click again to stop' and trainer.running")
+        press_stop()
         run("summary = dash.wait(timeout=120)\nassert summary['state'] == 'stopped' and not trainer.running, summary")
     finally:
         kc.stop_channels()
