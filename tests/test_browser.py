@@ -157,14 +157,25 @@ def test_explorer_shows_a_run_live_and_steers_it(server, runs_folder, browser):
     page.mouse.up()
     selected = wait_text(page, ".selection", r"\d+ selected images", timeout=30)
     assert page.locator(".selection img").count() > 0
-    assert int(re.search(r"(\d+) selected", selected).group(1)) > 10
+    n_selected = int(re.search(r"(\d+) selected", selected).group(1))
+    assert n_selected > 10
     shot(page, "03-selection")
+
+    # the selection comes out as a CSV download: one row per selected image, file name (or index) and cluster
+    page.get_by_text("Export / name").first.click()
+    wait_text(page, ".export-sel-csv", rf"Selection \({n_selected}\) → CSV", timeout=30)
+    with page.expect_download(timeout=30_000) as download:
+        page.locator(".export-sel-csv button").click()
+    csv_lines = Path(download.value.path()).read_text().splitlines()
+    assert csv_lines[0] == "index,name,cluster,cluster_name,confidence,label" and len(csv_lines) == n_selected + 1
+    assert download.value.suggested_filename == "digits-finished-step40-selection.csv"
+    shot(page, "03b-export")
 
     # the confusion matrix and the gallery
     page.get_by_text("Confusion / sizes").first.click()
     page.wait_for_selector(".confusion .bk-Canvas", timeout=30_000)
     page.get_by_text("Most confident per cluster").first.click()
-    assert page.locator(".gallery img").count() == 10  # one strip per cluster
+    assert page.locator(".gallery .gallery-row").count() == 10  # one row per cluster (an empty one says so)
     shot(page, "04-gallery")
 
     # start a long run from the page; it appears as running in the run list without reloading
