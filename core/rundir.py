@@ -238,6 +238,13 @@ class MetricsTail:
         self.restarted = False
 
     def read(self) -> list[dict]:
+        out, skipped = parse_records(self.read_lines(), self.kind)
+        self.skipped += skipped
+        return out
+
+    def read_lines(self) -> list[bytes]:
+        """The complete lines written since the last read, unparsed (a reader that parses them itself, such as the
+        explorer's curve store, adds the lines it could not parse to `skipped`)."""
         self.grew = self.restarted = False
         try:
             with open(self.path, "rb") as f:
@@ -251,9 +258,15 @@ class MetricsTail:
         self.offset += len(chunk)
         self.grew = bool(chunk)
         *lines, self.pending = (self.pending + chunk).split(b"\n")
-        out, skipped = parse_records(lines, self.kind)
-        self.skipped += skipped
-        return out
+        return lines
+
+    def unread_bytes(self) -> int:
+        """How many bytes the file holds beyond what was read (the whole file when it shrank: it is read anew)."""
+        try:
+            size = os.stat(self.path).st_size
+        except FileNotFoundError:
+            return 0
+        return size if size < self.offset else size - self.offset
 
 
 @dataclass(frozen=True)

@@ -218,3 +218,136 @@ def test_export_tables_name_files_clusters_and_labels():
                                         "images.csv"]
     with pytest.raises(ValueError, match="at most 2"):
         exports.images_zip(table, probe, limit=2)
+
+
+# -- the curve store (explorer/curves.py) ------------------------------------------------------------------------
+
+def train_records(n, start=1, eval_every=20, seed=0):
+    """Records shaped as the engine's DCCS `train` records (every key it writes, evaluation keys every 20)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for s in range(start, start + n):
+        w = float(1.0 / s + 0.05 * rng.standard_normal())
+        r = {"kind": "train", "step": s, "epoch": s / 56.0, "time": 0.31 * s, "timestamp": 1.7e9 + 0.31 * s,
+             "critic_loss": -w, "wasserstein": w, "w_raw": w + 0.01, "gradient_penalty": float(rng.random()),
+             "mi_loss": float(rng.random()), "aug_loss": float(rng.random()), "adv_loss": float(-rng.random()),
+             "encoder_loss": float(rng.random()), "beta_aug": 2.0, "steps_per_s": 3.2, "images_per_s": 512.0}
+        if s % eval_every == 0:
+            r.update(cluster_sizes=[17, 20, 13], empty_clusters=0, size_entropy=0.97, mean_max_prob=0.8,
+                     acc=float(rng.random()), nmi=0.5, ari=0.4)
+        out.append(r)
+    return out
+
+
+def write_jsonl(path, records, mode="w"):
+    with open(path, mode) as f:
+        for r in records:
+            f.write(json.dumps(r) + "\n")
+
+
+def test_curve_store_read_in_pieces_equals_read_at_once(tmp_path):
+    from core.rundir import MetricsTail
+    from explorer.curves import CurveStore
+
+    records = train_records(500)
+    sets = [{"kind": "set", "step": 101, "setting": "beta_aug", "value": 3.0, "previous": 2.0, "source": "api",
+             "beta_aug": 3.0}, {"kind": "event", "event": "control_ignored", "step": 300, "message": "bad"}]
+    path = tmp_path / "metrics.jsonl"
+    whole = records[:100] + sets[:1] + records[100:300] + sets[1:] + records[300:]
+    write_jsonl(path, whole)
+    once = CurveStore()
+    chunk = once.read(MetricsTail(path))
+    assert once.n == 500 and chunk.skipped == 0 and [p for p, _ in chunk.others] == [100, 300]
+    assert once.set_records == sets[:1]
+    # the same file written in pieces, one of them ending in the middle of a line
+    path2 = tmp_path / "pieces.jsonl"
+    text = path.read_bytes()
+    tail, pieces = MetricsTail(path2), CurveStore()
+    for cut in (0, 1000, 1001, 20_000, 77_777, len(text)):
+        with open(path2, "ab") as f:
+            f.write(text[path2.stat().st_size if path2.exists() else 0:cut])
+        pieces.read(tail)
+    assert pieces.n == 500 and pieces.set_records == sets[:1]
+    assert set(pieces.columns.keys()) == set(once.columns.keys())
+    for k in once.columns.keys():
+        np.testing.assert_array_equal(pieces.column(k), once.column(k))
+    # the columns hold what the records hold, NaN where a record lacks a key; lists are not columns
+    np.testing.assert_array_equal(once.column("step"), np.arange(1, 501))
+    acc = once.column("acc")
+    assert np.isnan(acc).sum() == 500 - 25 and acc[19] == records[19]["acc"]
+    assert "cluster_sizes" not in once.columns.keys() and once.last("acc") == records[499]["acc"]
+    # what the curves show equals what viewdata makes of the records (with fewer than MAX_POINTS, every point)
+    panels = viewdata.panels(DCCS.describe())
+    assert once.groups(panels) == viewdata.curve_groups(records, panels)
+    for x in ("step", "time", "epoch"):
+        new = once.frame(["wasserstein", "acc"], x=x, smoothing=0.6)
+        old = viewdata.curve_frame(records, ["wasserstein", "acc"], x=x, smoothing=0.6)
+        pd.testing.assert_frame_equal(new, old, check_exact=False, rtol=1e-12)
+    assert [r["step"] for r in once.records()] == list(range(1, 501))
+
+
+def test_curve_store_smoothing_equals_viewdata_smooth():
+    from explorer.curves import smooth
+
+    rng = np.random.default_rng(1)
+    values = rng.standard_normal(5000).cumsum()
+    values[[3, 100, 4000]] = np.nan  # carried through, as viewdata.smooth does
+    for weight in (0.0, 0.1, 0.6, 0.9, 0.99):
+        np.testing.assert_allclose(smooth(values, weight), viewdata.smooth(values, weight), rtol=1e-10,
+                                   equal_nan=True)
+    assert smooth([], 0.6).size == 0 and smooth([2.5], 0.9).tolist() == [2.5]
+
+
+def test_curve_store_downsampling_keeps_the_extremes_and_the_ends():
+    from explorer.curves import MAX_POINTS, CurveStore, Chunk, downsample
+
+    rng = np.random.default_rng(2)
+    for n in (1, 2, 3, 1999, 2000, 2001, 2003, 10_007, 200_000):
+        x = np.arange(n, dtype=float) * 10
+        y = rng.standard_normal(n)
+        if n > 10:
+            y[n // 3] = 40.0  # one spike up, one down
+            y[n // 2] = -40.0
+        xs, ys = downsample(x, y)
+        assert len(xs) <= MAX_POINTS and len(xs) == len(ys)
+        assert xs[0] == x[0] and xs[-1] == x[-1] and ys[0] == y[0] and ys[-1] == y[-1]
+        assert ys.max() == y.max() and ys.min() == y.min()
+        assert np.all(np.diff(xs) > 0)  # in order, no point twice
+        np.testing.assert_array_equal(ys, y[(xs / 10).astype(int)])  # real points, not averages
+        if n <= MAX_POINTS:
+            assert len(xs) == n
+    # through the store: a long run's lines have at most MAX_POINTS points; a line with one point is kept
+    chunk = Chunk()
+    chunk.columns.extend({"step": np.arange(1, 50_001, dtype=float), "wasserstein": rng.standard_normal(50_000),
+                          "acc": np.r_[np.full(49_999, np.nan), 0.9]}, 50_000)
+    store = CurveStore()
+    store.add(chunk)
+    frame = store.frame(["wasserstein", "acc"], smoothing=0.6, labels={"acc": "ACC"})
+    assert (frame.metric == "wasserstein").sum() <= MAX_POINTS
+    assert frame[frame.metric == "ACC"][["x", "value"]].values.tolist() == [[50_000.0, 0.9]]
+
+
+def test_curve_store_resets_when_a_resumed_run_rewrote_its_metrics(tmp_path):
+    from core.rundir import MetricsTail
+    from explorer.curves import CurveStore
+
+    path = tmp_path / "metrics.jsonl"
+    write_jsonl(path, train_records(300))
+    tail, store = MetricsTail(path), CurveStore()
+    store.read(tail)
+    assert store.n == 300
+    # resumed from the checkpoint of step 200: the lines after it are dropped, then training goes on
+    write_jsonl(path, train_records(200) + [{"kind": "event", "event": "resumed", "step": 200}]
+                + train_records(10, start=201, seed=5))
+    chunk = store.read(tail)
+    assert chunk.restarted and store.n == 210
+    np.testing.assert_array_equal(store.column("step"), np.arange(1, 211))
+    write_jsonl(path, train_records(5, start=211), mode="a")
+    chunk = store.read(tail)
+    assert not chunk.restarted and store.n == 215
+    # damaged lines are skipped and counted, the rest is read
+    with open(path, "a") as f:
+        f.write('{"kind": "train", "step": 216, "wass\n')
+        f.write(json.dumps(train_records(1, start=217)[0]) + "\n")
+    store.read(tail)
+    assert store.n == 216 and tail.skipped == 1 and store.last("step") == 217
