@@ -9,6 +9,9 @@ from __future__ import annotations
 import ipaddress
 import time
 import traceback
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import holoviews as hv
@@ -21,6 +24,7 @@ from core.errors import RunError, UserError
 from core.rundir import Run
 
 from . import images, launcher, viewdata, views
+from .curves import Chunk, CurveStore, read_chunk
 from .export_panel import ExportPanel
 from .projection import KINDS, shared_service
 from .runs import RunInfo, RunsFolder
@@ -31,6 +35,18 @@ STOP_CONFIRM_S = 5.0  # "Stop run" asks for a second click within this many seco
 # computes at most a third of the time (docs/explorer.md, "Watching costs the run little").
 FOLLOW_REST = 2.0
 SIDEBAR_WIDTH = 330
+# More unread metrics than this are read and parsed on a thread (the 84 MB of a 200,000-record run took a minute and
+# held up every session of the server when read on its event loop); smaller increments are read on the loop.
+BACKGROUND_BYTES = 1 << 20
+_READER = ThreadPoolExecutor(max_workers=2, thread_name_prefix="metrics-reader")
+
+
+@dataclass
+class MetricsJob:
+    """A read of metrics.jsonl on the reader thread, for one view and one run."""
+
+    future: Future
+    nbytes: int
 
 
 def _message(kind: str, text: str) -> str:
@@ -75,6 +91,7 @@ class RunView(param.Parameterized):
         self.scatter_pane = pn.pane.HoloViews(None, css_classes=[f"scatter{sfx}"], sizing_mode="stretch_width",
                                               min_height=300, linked_axes=False)
         self.curve_box = pn.Column(sizing_mode="stretch_width", css_classes=[f"curves{sfx}"])
+        self.curve_note = pn.pane.Markdown("", css_classes=[f"curve-note{sfx}"], sizing_mode="stretch_width")
         self.confusion_pane = pn.pane.HoloViews(None, sizing_mode="stretch_width", css_classes=[f"confusion{sfx}"],
                                                 linked_axes=False)
         self.gallery_pane = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=[f"gallery{sfx}"])
@@ -97,8 +114,9 @@ class RunView(param.Parameterized):
         self.run: Run | None = None
         self.info: RunInfo | None = None
         self.tail = None
-        self.records: list[dict] = []
-        self.set_records: list[dict] = []
+        self.curves = CurveStore()  # the train records as columns, the set records (β_Aug changes) as dicts
+        self._metrics_job: MetricsJob | None = None  # a large read of metrics.jsonl on the reader thread
+        self.curve_note.object = ""
         self.groups: list[tuple[str, list[str]]] = []
         self.curve_pipes: dict[str, hv.streams.Pipe] = {}
         self.rule_pipe: hv.streams.Pipe | None = None
@@ -120,6 +138,15 @@ class RunView(param.Parameterized):
         self._beta_sent: float | None = None  # a value this page sent that the run has not taken yet
         self._records_since_sent = 0
         self._curves_dirty = False
+
+    # The records, as they were kept before the curve store: dicts (slow for a long run; notebooks and tests).
+    @property
+    def records(self) -> list[dict]:
+        return self.curves.records()
+
+    @property
+    def set_records(self) -> list[dict]:
+        return self.curves.set_records
 
     def set_run(self, path: str | None):
         if path == self.run_path and self.run is not None:
@@ -168,25 +195,81 @@ class RunView(param.Parameterized):
             self.cluster_names = self.run.cluster_names()
             self.panels = viewdata.panels(self.run.method)
             self.tail = self.run.tail()
-        new = self.tail.read()
-        if self.tail.restarted:  # a resumed run rewrote its metrics
-            self.records, self.set_records = [], []
-        if new:
-            self.records += [r for r in new if r.get("kind") == "train"]
-            self.set_records += [r for r in new if r.get("kind") == "set"]
-            self._curves_dirty = True
-            self._track_beta(new)
-        if self._curves_dirty:
-            self._curves_dirty = True  # stays set if drawing fails, so the next tick tries again
-            self._draw_curves()
-            self._curves_dirty = False
-        if self.tail.skipped:
-            self._alert(f"{self.tail.skipped} damaged line(s) in metrics.jsonl were skipped")
+        self._read_metrics()
+        self._redraw_curves()
         self._update_snapshots()
         self._poll_map()
         self._disarm_stop_after_timeout()
         self.export.poll()
         self.export.update()
+
+    # -- reading metrics ----------------------------------------------------------------------------------------
+    # Set False where refresh already runs on a thread of its own (the notebook dashboard).
+    background_reads = True
+
+    def _read_metrics(self):
+        """Add what is new in metrics.jsonl to the curve store: a small increment at once, a large one (a long run
+        just opened) on the reader thread, one read at a time per view; its curves are drawn when it is done."""
+        job = self._metrics_job
+        if job is not None:
+            if job.future.done():
+                self._take_metrics(job)
+            return  # the tail is the reader's until its read is taken
+        unread = self.tail.unread_bytes()
+        if self.background_reads and unread > BACKGROUND_BYTES:
+            self._start_metrics_job(unread)
+            return
+        self._add_chunk(read_chunk(self.tail))
+
+    def _start_metrics_job(self, nbytes: int):
+        doc = pn.state.curdoc
+        job = self._metrics_job = MetricsJob(_READER.submit(read_chunk, self.tail), nbytes)
+        self.curve_note.object = f"reading metrics ({nbytes / 1e6:,.0f} MB)…"
+        if doc is not None and doc.session_context is not None:
+            # draw as soon as it is read, on this session's document (the periodic refresh would take it too)
+            job.future.add_done_callback(lambda f: self._schedule_on(doc, partial(self._metrics_read, job)))
+
+    @staticmethod
+    def _schedule_on(doc, callback):
+        """Run `callback` on the event loop, holding the document's lock, with `doc` as Panel's current document
+        (called from the reader thread: Bokeh's add_next_tick_callback is the thread-safe way in)."""
+        from panel.io.state import set_curdoc
+
+        try:
+            with set_curdoc(doc):
+                pn.state.execute(callback, schedule=True)
+        except Exception:  # the session has gone meanwhile
+            traceback.print_exc()
+
+    def _metrics_read(self, job: MetricsJob):
+        if job is not self._metrics_job:
+            return  # another run was picked meanwhile, or the tick took it first
+        try:
+            self._take_metrics(job)
+            self._redraw_curves()
+        except Exception as e:
+            self._alert(f"{type(e).__name__}: {e}", "danger")
+            traceback.print_exc()
+
+    def _take_metrics(self, job: MetricsJob):
+        self._metrics_job = None
+        self.curve_note.object = ""
+        self._add_chunk(job.future.result())
+
+    def _add_chunk(self, chunk: Chunk):
+        self.curves.add(chunk)
+        if chunk.restarted:  # a resumed run rewrote its metrics: new plots
+            self.groups, self.curve_box.objects = [], []
+        if chunk.n or chunk.others or chunk.restarted:
+            self._curves_dirty = True
+            self._track_beta(chunk)
+        if self.tail.skipped:
+            self._alert(f"{self.tail.skipped} damaged line(s) in metrics.jsonl were skipped")
+
+    def _redraw_curves(self):
+        if self._curves_dirty:  # stays set if drawing fails, so the next tick tries again
+            self._draw_curves()
+            self._curves_dirty = False
 
     def _show_status(self):
         i = self.info
@@ -211,16 +294,17 @@ class RunView(param.Parameterized):
 
     # -- curves ---------------------------------------------------------------------------------------------
     def _draw_curves(self):
-        if not self.records:
+        if not self.curves.n:
             return
-        groups = viewdata.curve_groups(self.records, self.panels)
+        groups = self.curves.groups(self.panels)
         labels = viewdata.curve_labels(self.panels)
         x = self.x_axis.value
         xlabel = {"step": "step", "time": "training time (s)", "epoch": "epoch"}[x]
-        frames = {title: viewdata.curve_frame(self.records, metrics, x=x, labels=labels,
-                                              smoothing=0.0 if title.startswith("Accuracy") else self.smoothing.value)
+        # at most curves.MAX_POINTS points a line (the extremes of each stretch kept): a long run stays light
+        frames = {title: self.curves.frame(metrics, x=x, labels=labels,
+                                           smoothing=0.0 if title.startswith("Accuracy") else self.smoothing.value)
                   for title, metrics in groups}
-        changes = viewdata.setting_changes(self.set_records, x=x)  # β_Aug changes: a rule on every panel
+        changes = viewdata.setting_changes(self.curves.set_records, x=x)  # β_Aug changes: a rule on every panel
         if groups != self.groups or getattr(self, "_xlabel", None) != xlabel:
             # a new set of lines: new plots (an overlay keeps the lines it was first drawn with)
             self.groups, self._xlabel = groups, xlabel
@@ -243,17 +327,24 @@ class RunView(param.Parameterized):
             return True  # not known yet: a run still starting
         return "beta_aug" in self.run.live_settings
 
-    def _track_beta(self, new: list[dict]) -> None:
+    def _track_beta(self, chunk: Chunk) -> None:
         """Show the β_Aug the run is at, whoever changed it. A value this page sent is shown until the run has
         taken it (its `set` record, or a record that it ignored the request) or two records have passed without
         it (the run takes a request at its next record)."""
-        for r in new:
+        beta = chunk.columns.get("beta_aug")
+        done = 0  # train records of the chunk gone through, in file order with its other records
+        for before, r in [*chunk.others, (chunk.n, None)]:
+            if before > done:
+                if beta is not None:
+                    known = np.flatnonzero(~np.isnan(beta[done:before]))
+                    if len(known):
+                        self._beta_seen = float(beta[done + known[-1]])
+                self._records_since_sent += before - done
+                done = before
+            if r is None:
+                break
             kind = r.get("kind")
-            if kind == "train":
-                if r.get("beta_aug") is not None:
-                    self._beta_seen = float(r["beta_aug"])
-                self._records_since_sent += 1
-            elif kind == "set" and r.get("setting") == "beta_aug":
+            if kind == "set" and r.get("setting") == "beta_aug":
                 self._beta_seen, self._beta_sent = float(r["value"]), None
             elif kind == "event" and r.get("event") == "control_ignored":
                 self._beta_sent = None
@@ -503,7 +594,8 @@ class RunView(param.Parameterized):
                           sizing_mode="stretch_width")
         flex = {"flex": "1 1 460px", "min-width": "0"}
         map_side = pn.Column(map_controls, self.scatter_pane, details, sizing_mode="stretch_width", styles=flex)
-        curve_side = pn.Column(curve_controls, self.curve_box, sizing_mode="stretch_width", styles=flex)
+        curve_side = pn.Column(curve_controls, self.curve_note, self.curve_box, sizing_mode="stretch_width",
+                               styles=flex)
         # side by side when there is room, stacked when not (two runs compared, a narrow window)
         body = pn.FlexBox(curve_side, map_side, flex_wrap="wrap", gap="12px", sizing_mode="stretch_width")
         return pn.Column(self.status_md, self.alert, controls, body, sizing_mode="stretch_width")
@@ -554,7 +646,8 @@ class ExplorerApp(param.Parameterized):
         self.runs_btn.on_click(lambda e: self._open_folder())
         self.runs_input.param.watch(lambda e: self._open_folder(), "enter_pressed")
         self.run_select.param.watch(lambda e: self.view_a.set_run(e.new), "value")
-        self.run_select_b.param.watch(lambda e: self.view_b.set_run(e.new), "value")
+        # the second view reads a run only while compare is on (it is built, hidden, with the page)
+        self.run_select_b.param.watch(lambda e: self.compare.value and self.view_b.set_run(e.new), "value")
         self.compare.param.watch(self._on_compare, "value")
         self.f_start.on_click(self._on_start)
         self._infos: dict[str, RunInfo] = {}
@@ -617,6 +710,7 @@ class ExplorerApp(param.Parameterized):
             self.main.objects = [self.panel_a, self.panel_b]
         else:
             self.main.objects = [self.panel_a]
+            self.view_b.set_run(None)  # let go of its run (and its curves)
 
     # -- starting a run -------------------------------------------------------------------------------------
     def _on_start(self, event):

@@ -47,6 +47,8 @@ class NotebookRunView(LockedView, RunView):
     runs in a background thread while widget callbacks run in the kernel's main thread.
     """
 
+    background_reads = False  # refresh runs on the dashboard's own thread already
+
     locked_methods = ("refresh", "set_run", "_on_beta", "_on_stop", "_draw_curves", "_want_map", "_show_scatter",
                       "_on_snapshot_slider", "_follow_latest", "_on_select", "names_changed")
 
@@ -209,7 +211,7 @@ class Dashboard(LiveDashboard):
             return self.trainer.beta_aug if self.view.has_beta_aug() else None
         self.refresh()
         with self.view._lock:
-            last = next((r["beta_aug"] for r in reversed(self.view.records) if r.get("beta_aug") is not None), None)
+            last = self.view.curves.last("beta_aug")
             if last is None and self.run is not None:
                 last = self.run.config.get("settings", {}).get("beta_aug")
             return last
@@ -306,9 +308,9 @@ class Dashboard(LiveDashboard):
                 "run": self.run_dir.name,
                 "state": info.state if info else "unknown",
                 # status.json is rewritten every ~10 s only; the records say where the run is now
-                "step": max([info.step if info else 0] + [r["step"] for r in v.records[-1:]]),
+                "step": max(info.step if info else 0, int(v.curves.last("step") or 0)),
                 "total_steps": info.total_steps if info else None,
-                "records": len(v.records),
+                "records": v.curves.n,
                 "curves": {title: len(pipe.data) for title, pipe in v.curve_pipes.items()},
                 "beta_aug": v.beta.value if v.beta.visible else None,
                 "snapshot_step": snap.step if snap is not None else None,
@@ -334,7 +336,7 @@ class Dashboard(LiveDashboard):
     def metrics(self) -> pd.DataFrame:
         """The training records the curves are drawn from, one row per logged step."""
         with self.view._lock:
-            return pd.DataFrame(list(self.view.records))
+            return self.view.curves.to_frame()
 
 
 def _resolve(source) -> tuple[object | None, Path]:

@@ -1,5 +1,7 @@
 """The app's logic without a browser: what each view of a RunView / ExplorerApp is given for a known run."""
 
+import json
+import threading
 import time
 
 import holoviews as hv
@@ -292,3 +294,74 @@ def test_switching_runs_resets_the_snapshot_slider_and_says_when_there_is_no_sna
     view.set_run(str(bare))
     assert view.snap_slider.options == [0] and view.snap_slider.disabled and view.snapshot is None
     assert "no snapshot" in view.map_status.object
+def test_a_long_runs_metrics_are_read_off_the_calling_thread(digits_run_template, service, tmp_path, monkeypatch):
+    import explorer.app as app_module
+    from explorer.curves import MAX_POINTS
+
+    run = copy_run(digits_run_template, tmp_path / "long")
+    # about 5 MB of records shaped as the run's own (every key the engine writes), with one spike
+    train = [r for r in Run(run).metrics() if r.get("kind") == "train"]
+    n = 12_000
+    with open(run / "metrics.jsonl", "w") as f:
+        for step in range(1, n + 1):
+            rec = dict(train[step % len(train)], step=step, epoch=step / 56, time=0.3 * step)
+            rec["wasserstein"] = 50.0 if step == 7_777 else 1.0 / step
+            f.write(json.dumps(rec) + "\n")
+    size = (run / "metrics.jsonl").stat().st_size
+    assert size > 4_000_000
+    readers = []
+    real_read = app_module.read_chunk
+
+    def slow_read(tail):  # a slow disk: the parse must not hold up the caller
+        readers.append(threading.current_thread())
+        if len(readers) == 1:
+            time.sleep(1.5)
+        return real_read(tail)
+
+    monkeypatch.setattr(app_module, "read_chunk", slow_read)
+    view = RunView(service)
+    t0 = time.monotonic()
+    view.set_run(str(run))
+    assert time.monotonic() - t0 < 1.0  # returned while the reader thread reads
+    assert view.curves.n == 0 and view.curve_box.objects == []
+    assert view.curve_note.object == f"reading metrics ({size / 1e6:,.0f} MB)…"
+    deadline = time.monotonic() + 60
+    while view.curves.n == 0 and time.monotonic() < deadline:
+        time.sleep(0.2)
+        view.refresh()  # one read at a time: a tick while it reads starts no second one
+    assert readers and readers[0] is not threading.current_thread() and len(readers) == 1
+    assert view.curves.n == n and view.curve_note.object == ""
+    w = view.curve_pipes[view.groups[0][0]].data
+    line = w[w.metric == "W curve (−L^C)"]
+    assert len(line) <= MAX_POINTS and line.x.max() == n
+    view.smoothing.value = 0.0
+    line = view.curve_pipes[view.groups[0][0]].data
+    assert line[line.metric == "W curve (−L^C)"].value.max() == 50.0  # the spike survives downsampling
+    # a small increment is read at once, on the calling thread
+    with open(run / "metrics.jsonl", "a") as f:
+        f.write(json.dumps(dict(train[0], step=n + 1)) + "\n")
+    view.refresh()
+    assert view.curves.n == n + 1 and readers[-1] is threading.current_thread()
+
+
+def test_the_compare_view_reads_nothing_while_compare_is_off(digits_run_template, service, tmp_path, monkeypatch):
+    import explorer.app as app_module
+
+    root = tmp_path / "runs"
+    for name in ("a", "b"):
+        copy_run(digits_run_template, root / name)
+    tails = []
+    real_read = app_module.read_chunk
+    monkeypatch.setattr(app_module, "read_chunk", lambda tail: tails.append(tail.path) or real_read(tail))
+    app = ExplorerApp(root, service=service)
+    app.tick()
+    app.tick()
+    assert app.view_a.run is not None and app.view_a.curves.n > 0
+    assert app.view_b.run is None and app.view_b.curves.n == 0 and app.view_b.snapshot is None
+    assert all(p.parent == root / app.view_a.run.name for p in tails)
+    app.compare.value = True
+    assert app.view_b.run is not None and app.view_b.curves.n > 0 and app.view_b.run_path != app.view_a.run_path
+    app.compare.value = False
+    assert app.view_b.run is None and app.view_b.curves.n == 0
+    app.tick()
+    assert app.view_b.run is None
