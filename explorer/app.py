@@ -188,8 +188,10 @@ class RunView(param.Parameterized):
 
         self.info = info or read_run_info(Path(self.run_path))
         self._show_status()
+        if self.info.state == "broken":
+            return  # its message is shown; nothing more can be read from it
         if self.run is None:
-            if not (Path(self.run_path) / "config.json").exists():
+            if not (Path(self.run_path) / "config.json").is_file():
                 return  # still starting (or failed before writing anything): the status says which
             self.run = Run(self.run_path)
             self.cluster_names = self.run.cluster_names()
@@ -264,7 +266,7 @@ class RunView(param.Parameterized):
             self._curves_dirty = True
             self._track_beta(chunk)
         if self.tail.skipped:
-            self._alert(f"{self.tail.skipped} damaged line(s) in metrics.jsonl were skipped")
+            self._alert(f"{self.info.name}: {self.tail.skipped} damaged line(s) in metrics.jsonl were skipped")
 
     def _redraw_curves(self):
         if self._curves_dirty:  # stays set if drawing fails, so the next tick tries again

@@ -126,14 +126,39 @@ def reap() -> None:
             _children.remove(proc)
 
 
-def launch_state(run_dir: Path) -> tuple[str, str]:
-    """State of a launched run that has not written its status yet: starting, or failed with its last log line."""
-    reap()
-    info = {}
+def read_launch(run_dir: str | Path) -> tuple[dict, str]:
+    """(launch.json of a run or session folder, "") — or ({}, a one-line message naming the folder) when the file
+    is damaged: not JSON, binary, not an object, or a pid that is not a whole number. A missing file is ({}, "")."""
+    run_dir = Path(run_dir)
+    path = run_dir / "launch.json"
     try:
-        info = json.loads((Path(run_dir) / "launch.json").read_text())
-    except (OSError, ValueError):
-        pass
+        if path.is_dir():
+            return {}, f"{run_dir.name}: launch.json is a folder, not a file"
+        if path.stat().st_size > 1 << 20:
+            return {}, f"{run_dir.name}: launch.json is damaged (over 1 MiB)"
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}, ""
+    except OSError as e:
+        return {}, f"{run_dir.name}: launch.json cannot be read ({e.strerror or e})"
+    except ValueError as e:  # not JSON, or not text at all (UnicodeDecodeError is a ValueError)
+        reason = "not text" if isinstance(e, UnicodeDecodeError) else "not JSON"
+        return {}, f"{run_dir.name}: launch.json is damaged ({reason})"
+    if not isinstance(info, dict):
+        return {}, f"{run_dir.name}: launch.json is damaged (a JSON {type(info).__name__}, not an object)"
+    pid = info.get("pid")
+    if pid is not None and (isinstance(pid, bool) or not isinstance(pid, int)):
+        return {}, f"{run_dir.name}: launch.json is damaged (pid {str(pid)[:40]!r} is not a whole number)"
+    return info, ""
+
+
+def launch_state(run_dir: Path) -> tuple[str, str]:
+    """State of a launched run that has not written its status yet: starting, failed with its last log line, or
+    broken when its launch.json is damaged."""
+    reap()
+    info, problem = read_launch(run_dir)
+    if problem:
+        return "broken", problem
     if info and pid_alive(info.get("pid")):
         return "starting", ""
     return "failed", last_error(Path(run_dir) / "train.log") or "the training process ended without a message"
@@ -154,10 +179,7 @@ def stop(run_dir: str | Path, wait: float = 0.0) -> None:
     A run still loading its data (no config.json yet) cannot read control.json yet: it gets SIGTERM at once."""
     run_dir = Path(run_dir)
     if not (run_dir / "config.json").exists():
-        try:
-            pid = json.loads((run_dir / "launch.json").read_text()).get("pid")
-        except (OSError, ValueError):
-            return
+        pid = read_launch(run_dir)[0].get("pid")
         if pid_alive(pid):
             os.kill(pid, signal.SIGTERM)
         return

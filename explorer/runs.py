@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,31 +32,96 @@ class RunInfo:
 
     @property
     def label(self) -> str:
+        if self.state == "broken":  # what is wrong, in the list itself (the message names the folder)
+            message = self.message if len(self.message) <= 100 else self.message[:99] + "…"
+            return f"{self.name} — broken: {message}"
         progress = f" {self.step}/{self.total_steps}" if self.total_steps else ""
         return f"{self.name} — {self.state}{progress}"
 
 
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def _broken(path: Path, message: str) -> RunInfo:
+    return RunInfo(path.name, path, "broken", message.splitlines()[0] if message else "", created=_mtime(path))
+
+
+def _whole(value, what: str, path: Path) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or value < 0:
+        raise ValueError(f"{path.name}: {what} is {str(value)[:40]!r}, not a whole number")
+    return int(value)
+
+
 def read_run_info(path: Path) -> RunInfo:
-    """What the run list shows about one folder; never raises for a damaged run (state 'broken' instead)."""
+    """What the run list shows about one folder; never raises for a damaged run (state 'broken' instead, with a
+    one-line message that names the folder)."""
     path = Path(path)
-    if not (path / "config.json").is_file():
+    try:
+        return _read_run_info(path)
+    except FileNotFoundError:
+        raise  # removed while we looked: the caller skips it
+    except Exception as e:  # any damage we did not foresee still becomes a line on this entry, never a crash
+        text = str(e)
+        if path.name not in text:
+            text = f"{path.name}: {type(e).__name__}: {text}"
+        return _broken(path, text)
+
+
+def _read_run_info(path: Path) -> RunInfo:
+    config_path = path / "config.json"
+    if config_path.is_dir():
+        return _broken(path, f"{path.name}: config.json is a folder, not a file")
+    if not config_path.is_file():
         state, message = launch_state(path)
-        return RunInfo(path.name, path, state, message, created=path.stat().st_mtime)
+        return RunInfo(path.name, path, state, message, created=_mtime(path))
     try:
         run = Run(path)
         config = run.config
-        settings = config.get("settings", {})
-        status = run.status()
     except (RunError, OSError, ValueError) as e:
-        return RunInfo(path.name, path, "broken", str(e), created=path.stat().st_mtime)
+        text = str(e).replace(str(path), path.name)  # short, and the folder's name comes first
+        return _broken(path, text if text.startswith(path.name) else f"{path.name}: {text}")
+    if not isinstance(config, dict):
+        return _broken(path, f"{path.name}: config.json is damaged (a JSON {type(config).__name__}, not an object)")
+    settings = config.get("settings")
+    if not isinstance(settings, dict) or not settings:
+        return _broken(path, f"{path.name}: config.json has no settings")
+    steps = _whole(settings.get("steps"), "settings.steps", path)
+    for key in ("method", "dataset"):
+        if not isinstance(settings.get(key, ""), str):
+            return _broken(path, f"{path.name}: settings.{key} is {str(settings[key])[:40]!r}, not text")
+    beta_aug = settings.get("beta_aug")
+    if beta_aug is not None and (isinstance(beta_aug, bool) or not isinstance(beta_aug, (int, float))):
+        return _broken(path, f"{path.name}: settings.beta_aug is {str(beta_aug)[:40]!r}, not a number")
+    created = config.get("created", 0.0)
+    created = float(created) if isinstance(created, (int, float)) and not isinstance(created, bool) else 0.0
+    if (path / "status.json").exists():
+        try:
+            raw = json.loads((path / "status.json").read_text(encoding="utf-8"))
+            readable = isinstance(raw, dict)
+        except (OSError, ValueError):
+            readable = False
+    else:
+        readable = True
+    status = run.status()
     state = status.get("state", "unknown")
     message = status.get("message", "")
+    if not isinstance(state, str) or not isinstance(message, str):
+        return _broken(path, f"{path.name}: status.json is damaged (state or message is not text)")
     if state == "unknown":
+        if not readable:  # damaged, and no summary.json to tell how the run ended
+            return _broken(path, f"{path.name}: status.json is damaged and there is no summary.json")
         launch, launch_msg = launch_state(path)
-        state, message = ("failed", launch_msg) if launch == "failed" else ("starting", "")
-    return RunInfo(path.name, path, state, message, int(status.get("step", 0) or 0),
-                   status.get("total_steps") or settings.get("steps"), settings.get("method", ""),
-                   settings.get("dataset", ""), settings.get("beta_aug"), config.get("created", 0.0), settings)
+        state, message = (launch, launch_msg) if launch in ("failed", "broken") else ("starting", "")
+    step = _whole(status.get("step", 0) or 0, "the status's step", path)
+    total = _whole(status.get("total_steps"), "the status's total_steps", path) or steps
+    return RunInfo(path.name, path, state, message, step, total, settings.get("method", ""),
+                   settings.get("dataset", ""), None if beta_aug is None else float(beta_aug), created, settings)
 
 
 class RunsFolder:
@@ -76,16 +142,29 @@ class RunsFolder:
         except OSError as e:
             return [], f"cannot read {self.root}: {e}"
         for p in children:
-            # a β_Aug tuning session keeps its runs one level down: list them as session/run
-            inner = [c for c in sorted(p.iterdir()) if c.is_dir()] if (p / "session.json").is_file() else []
-            for q in [p] + inner:
-                if (q / "config.json").exists() or (q / "launch.json").exists():
-                    try:
-                        info = read_run_info(q)
-                    except OSError:
-                        continue  # removed while we looked
-                    if q is not p:
-                        info.name = f"{p.name}/{q.name}"
-                    infos.append(info)
+            try:
+                infos.extend(self._entries(p))
+            except FileNotFoundError:
+                continue  # removed while we looked
+            except Exception as e:  # one damaged entry never hides the others
+                text = str(e).splitlines()[0] if str(e) else type(e).__name__
+                infos.append(_broken(p, text if p.name in text else f"{p.name}: {type(e).__name__}: {text}"))
         infos.sort(key=lambda i: i.created, reverse=True)
         return infos, None
+
+    @staticmethod
+    def _entries(p: Path) -> list[RunInfo]:
+        """The runs of one folder of the runs folder: itself, or a β_Aug tuning session's runs one level down
+        (listed as session/run)."""
+        inner = [c for c in sorted(p.iterdir()) if c.is_dir()] if (p / "session.json").is_file() else []
+        out = []
+        for q in [p] + inner:
+            if (q / "config.json").exists() or (q / "launch.json").exists():
+                try:
+                    info = read_run_info(q)
+                except FileNotFoundError:
+                    continue  # removed while we looked
+                if q is not p:
+                    info.name = f"{p.name}/{q.name}"
+                out.append(info)
+        return out

@@ -51,3 +51,60 @@ def copy_run(template: Path, dest: Path) -> Path:
     dest.parent.mkdir(parents=True, exist_ok=True)
     shutil.copytree(template, dest)
     return dest
+
+
+# Damaged entries of a runs folder, each of another kind, and the line each must be listed with (state 'broken';
+# the line names the folder). The explorer's run list and the browser test use them (docs/reliability.md).
+BROKEN_ENTRIES = {
+    "cfg-list": r"cfg-list: config\.json is damaged \(a JSON list, not an object\)",
+    "cfg-not-json": r"cfg-not-json/config\.json cannot be read",
+    "cfg-binary": r"cfg-binary/config\.json cannot be read",
+    "cfg-no-settings": r"cfg-no-settings: config\.json has no settings",
+    "cfg-wrong-types": r"cfg-wrong-types: settings\.steps is 'abc', not a whole number",
+    "cfg-is-a-folder": r"cfg-is-a-folder: config\.json is a folder",
+    "status-binary": r"status-binary: status\.json is damaged and there is no summary\.json",
+    "launch-damaged": r"launch-damaged: launch\.json is damaged \(not text\)",
+    "launch-wrong-shape": r"launch-wrong-shape: launch\.json is damaged \(a JSON list, not an object\)",
+    "launch-bad-pid": r"launch-bad-pid: launch\.json is damaged \(pid 'abc' is not a whole number\)",
+}
+# Runs whose list entry is fine but whose damage shows when they are opened (the message names the run).
+DAMAGED_ON_OPEN = {
+    "metrics-binary": r"metrics-binary: \d+ damaged line\(s\) in metrics\.jsonl",
+    "snapshot-empty": r"snapshot-empty: snapshot at step 60 is damaged",
+    "probe-damaged": r"probe-damaged: probe\.npz is damaged",
+}
+
+
+def make_broken_entries(root: Path, good_run: Path) -> None:
+    """Fill `root` with BROKEN_ENTRIES and DAMAGED_ON_OPEN (copies of `good_run`, a finished run, where needed)."""
+    import json
+
+    binary = bytes(range(256)) * 4
+
+    def entry(name, files):
+        (root / name).mkdir(parents=True)
+        for rel, content in files.items():
+            path = root / name / rel
+            path.write_bytes(content if isinstance(content, bytes) else content.encode())
+
+    entry("cfg-list", {"config.json": "[1, 2, 3]"})
+    entry("cfg-not-json", {"config.json": "{not json"})
+    entry("cfg-binary", {"config.json": binary})
+    entry("cfg-no-settings", {"config.json": "{}"})
+    entry("cfg-wrong-types", {"config.json": json.dumps({"settings": {"method": "dccs", "dataset": "digits",
+                                                                     "steps": "abc"}})})
+    (root / "cfg-is-a-folder" / "config.json").mkdir(parents=True)
+    copy_run(good_run, root / "status-binary")
+    (root / "status-binary" / "summary.json").unlink()
+    (root / "status-binary" / "status.json").write_bytes(binary)
+    entry("launch-damaged", {"launch.json": binary})
+    entry("launch-wrong-shape", {"launch.json": "[1, 2]"})
+    entry("launch-bad-pid", {"launch.json": '{"pid": "abc", "cmd": []}'})
+    copy_run(good_run, root / "metrics-binary")
+    (root / "metrics-binary" / "metrics.jsonl").write_bytes(binary.replace(b"\n", b"") + b"\n" + binary + b"\n")
+    copy_run(good_run, root / "snapshot-empty")
+    for snap in (root / "snapshot-empty" / "snapshots").iterdir():
+        snap.unlink()
+    (root / "snapshot-empty" / "snapshots" / "step_00000060.npz").write_bytes(b"")
+    copy_run(good_run, root / "probe-damaged")
+    (root / "probe-damaged" / "probe.npz").write_bytes(b"PK\x03\x04" + binary)

@@ -145,6 +145,27 @@ def test_runs_folder_lists_states_and_survives_bad_input(tmp_path):
     assert by["launched"].state == "failed" and by["launched"].message == "error: unknown data set 'x'"
 
 
+def test_each_broken_entry_is_listed_with_its_message_and_the_rest_still_work(tmp_path, digits_run_template):
+    import re
+
+    from conftest import BROKEN_ENTRIES, DAMAGED_ON_OPEN, copy_run, make_broken_entries
+
+    root = tmp_path / "runs"
+    copy_run(digits_run_template, root / "good")
+    make_broken_entries(root, digits_run_template)
+    runs, message = RunsFolder(root).scan()
+    assert message is None
+    by = {r.name: r for r in runs}
+    assert set(by) == {"good", *BROKEN_ENTRIES, *DAMAGED_ON_OPEN}
+    for name, pattern in BROKEN_ENTRIES.items():
+        assert by[name].state == "broken" and re.search(pattern, by[name].message), (name, by[name].message)
+        assert "\n" not in by[name].message and name in by[name].label and "broken" in by[name].label
+    for name in ("good", *DAMAGED_ON_OPEN):
+        assert by[name].state == "finished" and by[name].step == 60, name
+    stop(root / "launch-bad-pid")  # a damaged launch.json is no pid to signal
+    assert launch_state(root / "launch-damaged")[0] == "broken"
+
+
 def test_paths_typed_into_the_app_are_checked(tmp_path):
     with pytest.raises(UserError, match="empty"):
         check_path("  ")
