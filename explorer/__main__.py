@@ -3,6 +3,7 @@
     python -m explorer                         # the runs in ./runs
     python -m explorer --train digits          # the quick start: train DCCS on digits and watch it
     python -m explorer --train fashion-mnist --data-path ../shared/data/fashion-mnist.npz --beta-aug 2
+    DCE_PASSWORD=... python -m explorer --allow-remote    # other machines too, after a login (0.0.0.0)
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import webbrowser
 from pathlib import Path
 
 from core.errors import UserError
+
+from .page_args import add_page_arguments, bind_address, cookie_secret, remote_password, websocket_origins
 
 
 def follow_in_terminal(run_dir: Path, kmeans: bool) -> None:
@@ -59,16 +62,20 @@ def follow_in_terminal(run_dir: Path, kmeans: bool) -> None:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m explorer", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--runs", default="runs", help="runs folder (default ./runs)")
-    p.add_argument("--address", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    add_page_arguments(p)
+    p.add_argument("--address", default=None,
+                   help="address to bind (default 127.0.0.1: this machine only; 0.0.0.0 with --allow-remote)")
     p.add_argument("--port", type=int, default=5006)
     p.add_argument("--show", action=argparse.BooleanOptionalAction, default=True, help="open a browser")
-    p.add_argument("--allow-remote", action="store_true", help="serve browsers on other machines too")
-    p.add_argument("--data-root", default=None,
-                   help="data paths typed into the page must lie below it (default: the runs folder's parent)")
     p.add_argument("--train", metavar="DATASET", default=None, help="start a DCCS run on this data set first")
     p.add_argument("--kmeans-baseline", action="store_true", help="with --train: print k-means ACC at the end")
     args, train_args = p.parse_known_args(argv)
+    try:  # before anything starts: a page for other machines only behind a password
+        password = remote_password(args)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    address = bind_address(args)
 
     import panel as pn
 
@@ -90,16 +97,20 @@ def main(argv=None) -> int:
     from .projection import shared_service
 
     shared_service()  # the map worker starts now, while the page loads
-    host = "127.0.0.1" if args.address in ("127.0.0.1", "0.0.0.0", "") else args.address
+    host = "127.0.0.1" if address in ("127.0.0.1", "0.0.0.0", "::", "") else address
     url = f"http://{host}:{args.port}"
-    remote = args.allow_remote or args.address not in ("127.0.0.1", "localhost", "::1")
     print(f"explorer: {url}  (Ctrl-C to quit)", flush=True)
+    if password:
+        print(f"other machines may log in on port {args.port} with any user name and the password "
+              f"(bound to {address})", flush=True)
     if args.show:
         threading.Timer(1.5, lambda: webbrowser.open(url)).start()
+    auth = dict(basic_auth=password, cookie_secret=cookie_secret()) if password else {}
     try:
-        pn.serve({"/": lambda: create_app(args.runs, run=run_name, allow_remote=remote, data_root=args.data_root)}, address=args.address,
-                 port=args.port, show=False, title="Deep clustering explorer",
-                 websocket_origin="*" if remote else None, verbose=False)
+        pn.serve({"/": lambda: create_app(args.runs, run=run_name, allow_remote=args.allow_remote,
+                                          data_root=args.data_root)},
+                 address=address, port=args.port, show=False, title="Deep clustering explorer",
+                 websocket_origin=websocket_origins(address, args.port), verbose=False, **auth)
     except KeyboardInterrupt:
         pass
     finally:

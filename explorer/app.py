@@ -743,8 +743,19 @@ class ExplorerApp(param.Parameterized):
         pn.state.add_periodic_callback(self.tick, period=self.poll_ms)
 
 
-def remote_refusal() -> pn.viewable.Viewable | None:
-    """A page for a browser that is not on this machine (the app trusts only loopback unless told otherwise)."""
+def logged_in_user() -> str | None:
+    """The user this session logged in as (Panel's basic auth or OAuth), or None. A guest is not logged in (the
+    guest marker is a plain cookie any browser can send)."""
+    try:
+        user = pn.state.user
+    except Exception:
+        return None
+    return None if user in (None, "", "guest") else user
+
+
+def remote_refusal(allow_remote: bool = False) -> pn.viewable.Viewable | None:
+    """A page for a browser that is not on this machine, unless the app was started with `--allow-remote` and this
+    session has logged in (the app trusts only loopback otherwise; docs/explorer.md, "Safety")."""
     try:
         ip = pn.state.curdoc.session_context.request.remote_ip
     except AttributeError:
@@ -753,9 +764,17 @@ def remote_refusal() -> pn.viewable.Viewable | None:
         if ip is None or ipaddress.ip_address(ip).is_loopback:
             return None
     except ValueError:
+        pass  # not an address we can read: treat it as another machine
+    if allow_remote and logged_in_user() is not None:
         return None
-    return pn.pane.Alert(f"This explorer only serves this machine (your address: {ip}). Start it with "
-                         "`--args --allow-remote` to serve others.", alert_type="danger")
+    if allow_remote:
+        text = (f"This explorer serves other machines only after a login, and this session has none (your address: "
+                f"{ip}). Start it with a password: `python -m explorer --allow-remote` with DCE_PASSWORD or "
+                "`--password-file`, or `panel serve ... --basic-auth ... --cookie-secret ...`.")
+    else:
+        text = (f"This explorer only serves this machine (your address: {ip}). Start it with `--allow-remote` and a "
+                "password to serve others.")
+    return pn.pane.Alert(text, alert_type="danger", css_classes=["remote-refusal"])
 
 
 def create_app(runs: str | Path = "runs", run: str | None = None, allow_remote: bool = False,
@@ -763,10 +782,9 @@ def create_app(runs: str | Path = "runs", run: str | None = None, allow_remote: 
     """One page for one browser session."""
     pn.extension(sizing_mode="stretch_width", notifications=False)
     hv.extension("bokeh", logo=False)
-    if not allow_remote:
-        refusal = remote_refusal()
-        if refusal is not None:
-            return refusal
+    refusal = remote_refusal(allow_remote)
+    if refusal is not None:
+        return refusal
     app = ExplorerApp(runs, run=run, poll_ms=poll_ms, data_root=data_root)
     pn.state.onload(app.start_polling)
     page = app.panel()

@@ -366,3 +366,97 @@ def test_tuning_tab_draws_a_map_per_value_and_saves_a_mark(tmp_path, browser):
         wait_text(page, ".session-status", r"by person")
         assert not errors, errors
 
+
+def non_loopback_address() -> str | None:
+    """An IPv4 address of this machine that is not loopback (as another machine would reach it), or None."""
+    import ipaddress
+
+    try:
+        out = subprocess.run(["hostname", "-I"], capture_output=True, text=True, timeout=10).stdout.split()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    for addr in out:
+        try:
+            ip = ipaddress.ip_address(addr)
+        except ValueError:
+            continue
+        if ip.version == 4 and not ip.is_loopback:
+            return addr
+    return None
+
+
+@contextlib.contextmanager
+def python_m_explorer(root, ip, env, *extra):
+    """`python -m explorer --no-show --runs root` on a free port, reachable at ip; yields the port."""
+    port = free_port()
+    log = open(root.parent / f"explorer-{port}.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "explorer", "--no-show", "--runs", str(root), "--port", str(port),
+                             *extra], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                with socket.create_connection((ip, port), timeout=1):
+                    break
+            except OSError:
+                if time.time() > deadline or proc.poll() is not None:
+                    raise AssertionError(f"python -m explorer did not listen on {ip}:{port}: "
+                                         f"{(root.parent / f'explorer-{port}.log').read_text()}")
+                time.sleep(0.3)
+        yield port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(30)
+        log.close()
+
+
+def test_other_machines_get_the_page_only_with_allow_remote_and_the_password(tmp_path, browser, digits_run_template):
+    """Opened through this machine's non-loopback address (as another machine would): bound to 0.0.0.0 without
+    --allow-remote the page refuses; --allow-remote without a password does not start; with DCE_PASSWORD a login
+    page comes first, a wrong password is refused and the right one shows the explorer."""
+    ip = non_loopback_address()
+    if ip is None:
+        pytest.skip("this machine has no non-loopback address (hostname -I)")
+    root = tmp_path / "runs"
+    copy_run(digits_run_template, root / "good")
+    env = {k: v for k, v in os.environ.items() if k != "DCE_PASSWORD"}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
+    page = browser.new_page()
+    try:
+        with python_m_explorer(root, ip, env, "--address", "0.0.0.0") as port:  # bound to all, not opened to all
+            page.goto(f"http://{ip}:{port}/")
+            wait_text(page, ".remote-refusal", rf"only serves this machine \(your address: {re.escape(ip)}\)")
+            assert page.locator(".run-select").count() == 0
+            shot(page, "15-remote-refused")
+
+        done = subprocess.run([sys.executable, "-m", "explorer", "--no-show", "--runs", str(root), "--allow-remote"],
+                              cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 2
+        assert done.stderr.strip() == ("error: --allow-remote needs a password: set DCE_PASSWORD or pass "
+                                       "--password-file FILE (8 characters or more)")
+
+        password = "correct-horse-battery"
+        with python_m_explorer(root, ip, {**env, "DCE_PASSWORD": password}, "--allow-remote") as port:
+            page.goto(f"http://{ip}:{port}/")
+            page.wait_for_selector("input[name=password]", timeout=60_000)  # the login page, not the explorer
+            assert page.locator(".run-select").count() == 0
+            shot(page, "16-login")
+            page.fill("input[name=username]", "someone")
+            page.fill("input[name=password]", "wrong-password")
+            page.click("button[type=submit]")
+            page.wait_for_selector("text=Invalid username or password", timeout=30_000)
+            assert page.locator(".run-select").count() == 0
+            shot(page, "17-wrong-password")
+            page.fill("input[name=username]", "someone")
+            page.fill("input[name=password]", password)
+            page.click("button[type=submit]")
+            wait_text(page, ".run-status", r"good\sfinished", timeout=90)
+            page.wait_for_selector(".curves .bk-Canvas", timeout=60_000)
+            shot(page, "18-logged-in")
+    finally:
+        page.close()
+        browser.clear_cookies()
