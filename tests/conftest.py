@@ -56,10 +56,10 @@ def copy_run(template: Path, dest: Path) -> Path:
 # Damaged entries of a runs folder, each of another kind, and the line each must be listed with (state 'broken';
 # the line names the folder). The explorer's run list and the browser test use them (docs/reliability.md).
 BROKEN_ENTRIES = {
-    "cfg-list": r"cfg-list: config\.json is damaged \(a JSON list, not an object\)",
+    "cfg-list": r"cfg-list/config\.json is not a run's configuration: it holds no settings object",
     "cfg-not-json": r"cfg-not-json/config\.json cannot be read",
     "cfg-binary": r"cfg-binary/config\.json cannot be read",
-    "cfg-no-settings": r"cfg-no-settings: config\.json has no settings",
+    "cfg-no-settings": r"cfg-no-settings/config\.json is not a run's configuration: it holds no settings object",
     "cfg-wrong-types": r"cfg-wrong-types: settings\.steps is 'abc', not a whole number",
     "cfg-is-a-folder": r"cfg-is-a-folder: config\.json is a folder",
     "status-binary": r"status-binary: status\.json is damaged and there is no summary\.json",
