@@ -65,6 +65,9 @@ def scatter_maps(pipe: hv.streams.Pipe, clusters: list[str], labels: list[str], 
     }
 
 
+FEW_POINTS = 5  # a curve with this many points or fewer is drawn with a marker at each point
+
+
 def curves_map(pipe: hv.streams.Pipe, title: str, xlabel: str, height: int = 210,
                rules: hv.streams.Pipe | None = None):
     """Lines of one curve group (long table x, value, metric), one line per metric; with `rules` (a table x,
@@ -74,10 +77,17 @@ def curves_map(pipe: hv.streams.Pipe, title: str, xlabel: str, height: int = 210
         return hv.NdOverlay({m: hv.Curve(d, "x", "value", label=m) for m, d in data.groupby("metric", sort=False)},
                             kdims="metric")
 
+    def marker_element(data):  # a marker at each point of a line that has only a few (one point draws no line)
+        return hv.NdOverlay({m: hv.Scatter(d if len(d) <= FEW_POINTS else d.iloc[:0], "x", "value", label=m)
+                             for m, d in data.groupby("metric", sort=False)}, kdims="metric")
+
     curves = hv.DynamicMap(element, streams=[pipe]).opts(
         hv.opts.Curve(framewise=True, tools=["hover"], responsive=True, height=height, xlabel=xlabel, ylabel="",
                       line_width=1.5),
         hv.opts.NdOverlay(title=title, legend_position="right", framewise=True, responsive=True, height=height))
+    markers = hv.DynamicMap(marker_element, streams=[pipe]).opts(hv.opts.Scatter(size=6, framewise=True))
+    curves = (curves * markers).opts(hv.opts.Overlay(title=title, responsive=True, height=height,
+                                                     legend_position="right"))
     if rules is None:
         return curves
 

@@ -372,3 +372,21 @@ def test_curve_store_resets_when_a_resumed_run_rewrote_its_metrics(tmp_path):
         f.write(json.dumps(train_records(1, start=217)[0]) + "\n")
     store.read(tail)
     assert store.n == 216 and tail.skipped == 1 and store.last("step") == 217
+
+
+def test_curves_with_few_points_get_markers():
+    import holoviews as hv
+
+    from explorer import views
+
+    def drawn(n):  # (points drawn as lines, points drawn as markers) per metric, rendered by Bokeh
+        frame = pd.DataFrame({"x": np.arange(n, dtype=float).repeat(2), "value": np.linspace(0, 1, 2 * n),
+                              "metric": ["a", "b"] * n})
+        fig = hv.render(views.curves_map(hv.streams.Pipe(data=frame), "t", "step",
+                                         rules=hv.streams.Pipe(data=viewdata.setting_changes([]))))
+        glyphs = [(type(r.glyph).__name__, len(r.data_source.data["x"])) for r in fig.renderers
+                  if type(r.glyph).__name__ in ("Line", "Scatter")]
+        return sorted(glyphs)
+
+    assert drawn(1) == [("Line", 1), ("Line", 1), ("Scatter", 1), ("Scatter", 1)]  # one point: a marker shows it
+    assert drawn(20) == [("Line", 20), ("Line", 20), ("Scatter", 0), ("Scatter", 0)]  # a line needs no markers
