@@ -191,14 +191,18 @@ def format_session(session) -> str:
     for v in session.values:
         e = session.entry(v)
         ev = e.get("evaluation") or {}
-        score = f"{e['score']:.3f}" if e.get("score") is not None else "-"
+        score = f"{e['score']:.3f}" if e.get("score") is not None else "—"
         mark = session.data["marks"].get(f"beta-{v:g}")
-        verdict = (session.verdict(v) or "-") + (" (person)" if mark else "")
-        lines.append(f"{v:6g} {e['state']:>9} {score:>7} {verdict:>10} "
-                     f"{ev.get('acc', float('nan')):7.4f} {ev.get('nmi', float('nan')):7.4f}")
+        verdict = (session.verdict(v) or "—") + (" (person)" if mark else "")
+        acc, nmi = (f"{ev[k]:7.4f}" if isinstance(ev.get(k), (int, float)) else f"{'—':>7}" for k in ("acc", "nmi"))
+        lines.append(f"{v:6g} {e['state']:>9} {score:>7} {verdict:>10} {acc} {nmi}")
     rec = session.recommendation
-    lines.append(f"recommendation: β_Aug = {rec['value']} ({rec['reason']}; by {rec['by']})" if rec
-                 else "recommendation: none yet")
+    if rec is None:
+        lines.append("recommendation: none yet")
+    elif rec.get("value") is None:
+        lines.append(f"recommendation: none ({rec['reason']}; by {rec['by']})")
+    else:
+        lines.append(f"recommendation: β_Aug = {rec['value']:g} ({rec['reason']}; by {rec['by']})")
     lines.append("* ACC/NMI use the labels and are shown for evaluation only; the decision never uses them")
     return "\n".join(lines)
 

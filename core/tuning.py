@@ -34,6 +34,7 @@ from .overlap import recommend, snapshot_overlap
 from .rundir import Run
 
 SESSION_FILE = "session.json"
+SHORT_RUN_STEPS = 2_000  # runs shorter than this may overlap only because the clusters have not separated yet
 STOP_FILE = "stop.json"  # a stop request from another process (the app, a notebook); the running session polls it
 # The session calls a value overlapping from a worst-pair score of 0.10 ("clearly overlapping", about 3.7σ between
 # two Gaussian blobs), not the score's "first contact" level 0.05: on digits the maps of β_Aug 1 and 2 already touch
@@ -297,7 +298,11 @@ class TuningSession:
         by = "person" if any(value_name(v) in self.data["marks"] for v, _ in decided) else "score"
         complete = rec.first_overlap is not None or len(decided) == len(self.values)
         first = rec.first_overlap
-        if rec.value is None:
+        steps = self.data.get("base", {}).get("steps")
+        if rec.value is None and isinstance(steps, int) and steps < SHORT_RUN_STEPS:
+            reason = (f"already overlapping at the smallest β_Aug = {first:g} after {steps:,} steps: the runs may be "
+                      "too short for the clusters to separate; try longer runs (--steps) before smaller values")
+        elif rec.value is None:
             reason = f"already overlapping at the smallest β_Aug = {first:g}; try smaller values"
         elif first is None:
             reason = f"no overlap up to β_Aug = {rec.value:g}" + ("" if complete else " so far")

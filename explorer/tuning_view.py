@@ -40,9 +40,17 @@ def session_frame(session: TuningSession) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def score_plot(frame: pd.DataFrame, threshold: float, recommended: float | None, height: int = 260):
+def plain_text(text: str) -> str:
+    """A run's overlap summary as plain Markdown lines (not a code block): each line kept, nothing interpreted."""
+    import html
+
+    return "  \n".join(html.escape(line).replace("*", "&#42;").replace("_", "&#95;") for line in text.splitlines())
+
+
+def score_plot(frame: pd.DataFrame, threshold: float, recommended: float | None, height: int = 260,
+               values=None):
     """Overlap score against β_Aug: the threshold as a dashed line, the recommended value as a green band, a
-    person's verdicts as larger markers."""
+    person's verdicts as larger markers. The x axis spans the session's `values`, scored or not yet."""
     scored = frame.dropna(subset=["score"])
     curve = hv.Curve(scored, "beta_aug", "score").opts(color="#555")
     colour = np.where(scored["verdict"] == "overlap", "#d62728", "#2ca02c") if len(scored) else []
@@ -53,6 +61,10 @@ def score_plot(frame: pd.DataFrame, threshold: float, recommended: float | None,
     overlay = curve * pts * marks * hv.HLine(threshold).opts(color="#999", line_dash="dashed")
     if recommended is not None:
         overlay = overlay * hv.VLine(recommended).opts(color="#2ca02c", line_width=3, alpha=0.5)
+    values = sorted(float(v) for v in (values if values is not None else frame["beta_aug"]))
+    if values:
+        pad = max(0.05 * (values[-1] - values[0]), 0.25)
+        overlay = overlay.redim.range(beta_aug=(values[0] - pad, values[-1] + pad))
     return overlay.opts(hv.opts.Overlay(height=height, responsive=True, xlabel="β_Aug", padding=(0.04, 0),
                                         ylabel="overlap score (0 = separated)", title="Overlap against β_Aug",
                                         ylim=(0, max(0.2, float(scored["score"].max()) * 1.15 if len(scored) else 1))))
@@ -229,16 +241,16 @@ class TuningView(param.Parameterized):
         self.status.object = (f"### {s.path.name}\n{state} · {s.data['mode']} · values "
                               f"{', '.join(f'{v:g}' for v in s.values)} · threshold {s.data['threshold']:g}\n\n"
                               + rec_text)
-        self.plot.object = score_plot(frame, s.data["threshold"], rec["value"] if rec else None)
+        self.plot.object = score_plot(frame, s.data["threshold"], rec["value"] if rec else None, values=s.values)
         shown = frame.assign(ACC_eval_only=frame["acc"], NMI_eval_only=frame["nmi"]).drop(columns=["acc", "nmi"])
-        self.table.object = shown.round(4)
+        self.table.object = shown.round(4).astype(object).where(shown.notna(), "—")  # "—", not NaN, when unknown
         e = s.entry(selected)
         ev = e.get("evaluation") or {}
         score = f"{e['score']:.3f}" if e.get("score") is not None else "not scored yet"
         self.detail.object = (f"**β_Aug {selected:g}** · {e['state']} · overlap score {score} · verdict "
                               f"**{s.verdict(selected) or '—'}**"
                               + (f" · ACC {ev['acc']:.3f} (labels, evaluation only)" if "acc" in ev else "")
-                              + (f"\n\n```\n{e['summary']}\n```" if e.get("summary") else ""))
+                              + (f"\n\n{plain_text(e['summary'])}" if e.get("summary") else ""))
         scored = e.get("score") is not None or e["state"] == "finished"
         self.btn_overlap.disabled = self.btn_separated.disabled = not scored
         self.btn_clear.disabled = f"beta-{selected:g}" not in s.data["marks"]

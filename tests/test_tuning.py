@@ -65,6 +65,51 @@ def test_decision_stops_at_the_first_overlap_and_a_person_overrides_it(tmp_path)
         reopened.mark(7, "overlap")
 
 
+def test_when_the_smallest_value_overlaps_short_runs_are_named_and_the_table_never_says_none(tmp_path):
+    from core.cli import format_session
+
+    s = _session(tmp_path)  # 20 steps per run: short
+    _score(s, 1, 0.50)
+    rec = s.decide()
+    assert rec["value"] is None and "20 steps" in rec["reason"] and "too short" in rec["reason"]
+    text = format_session(s)
+    assert "None" not in text and "nan" not in text and "recommendation: none (already overlapping" in text
+    assert text.splitlines()[2].split() == ["2", "pending", "—", "—", "—", "—"]  # not scored, no evaluation
+    long = TuningSession.create(tmp_path / "long", TrainConfig(dataset="digits", steps=5000, progress=False), (1, 2))
+    _score(long, 1, 0.5)
+    assert long.decide()["reason"] == "already overlapping at the smallest β_Aug = 1; try smaller values"
+    _score(long, 1, 0.01)
+    _score(long, 2, 0.02)
+    long.decide()
+    assert "recommendation: β_Aug = 2 (no overlap up to" in format_session(long)
+
+
+def test_the_tuning_view_shows_plain_text_dashes_and_every_value_on_its_axis(tmp_path):
+    import holoviews as hv
+
+    from explorer.projection import ProjectionService
+    from explorer.tuning_view import TuningView
+
+    s = _session(tmp_path, values=(1, 2, 3, 8))
+    _score(s, 1, 0.01)
+    s.entry(1)["summary"] = "line one: *not* bold\nline_two"
+    s.decide()
+    s.save()
+    service = ProjectionService(processes=False)
+    try:
+        view = TuningView(tmp_path, service)
+        view.open(str(tmp_path / "s"))
+        view.slider.value = 1.0
+        view._draw()
+        assert "```" not in view.detail.object and "line one: &#42;not&#42; bold  \nline&#95;two" in view.detail.object
+        table = view.table.object
+        assert "—" in table.values.tolist()[1] and not table.isna().any().any()  # β 2 has no score: a dash
+        plot = hv.render(view.plot.object)
+        assert plot.x_range.start < 1 and plot.x_range.end > 8  # all four values, scored or not
+    finally:
+        service.shutdown()
+
+
 def test_session_input_checks(tmp_path):
     with pytest.raises(UserError, match="DCCS"):
         TuningSession.create(tmp_path / "a", TrainConfig(method="dcsm", dataset="digits"), [1, 2])
