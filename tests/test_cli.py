@@ -134,3 +134,12 @@ def test_train_help_lists_every_method_and_setting():
     proc = cli("train", "--help", check=True)
     for text in ("--method {dccs,dcsm}", "--ablation", "--beta-aug", "--mi-alpha", "--kmeans-scope", "40 %"):
         assert text in proc.stdout, text
+    # the default lengths it states are the methods' own defaults
+    from core.methods import DCCS, DCSM
+
+    dccs, dcsm = DCCS.defaults.lookup, DCSM.defaults.lookup
+    text = " ".join(proc.stdout.split())
+    assert (f"digits: DCCS {dccs('digits', 1)['steps']}, DCSM {dcsm('digits', 1)['steps']} steps; other sets: DCCS "
+            f"{dccs('fashion-mnist', 1)['epochs']} epochs, {dccs('cifar10', 3)['epochs']} for CIFAR-10 and STL-10; "
+            f"DCSM {dcsm('fashion-mnist', 1)['epochs']} epochs") in text
+    assert dccs("stl10", 3)["epochs"] == dccs("cifar10", 3)["epochs"] and dcsm("cifar10", 3)["epochs"] == 20
