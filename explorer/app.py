@@ -276,6 +276,9 @@ class RunView(param.Parameterized):
     def _show_status(self):
         i = self.info
         progress = f"step {i.step:,}" + (f" of {i.total_steps:,}" if i.total_steps else "")
+        if i.state == "running":  # from the training time and step of its latest record
+            eta = viewdata.eta_text(self.curves.last("step") or 0, i.total_steps, self.curves.last("time"))
+            progress += f" · {eta}" if eta else ""
         colour = {"running": "#2e7d32", "starting": "#f9a825", "finished": "#1565c0", "stopped": "#6d4c41",
                   "interrupted": "#6d4c41", "failed": "#c62828", "broken": "#c62828"}.get(i.state, "#555")
         badge = (f'<span class="state-badge" style="background:{colour};color:white;border-radius:4px;'

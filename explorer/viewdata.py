@@ -83,6 +83,18 @@ def setting_changes(set_records: list[dict], x: str = "step") -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["x", "setting", "value"])
 
 
+def eta_text(step: int, total: int | None, seconds: float | None) -> str:
+    """"about 4 min left" for a run at `step` of `total` that has trained `seconds` so far ("" when unknown)."""
+    if not total or not seconds or not step or step >= total or seconds <= 0:
+        return ""
+    left = (total - step) * seconds / step
+    if left < 60:
+        return f"about {max(1, round(left))} s left"
+    if left < 3600:
+        return f"about {round(left / 60)} min left"
+    return f"about {left / 3600:.1f} h left"
+
+
 def cluster_label(cluster: int, names: dict[int, str] | None = None) -> str:
     """How a cluster is shown everywhere (legend, confusion axis, gallery, selection, exports): "c3", or "c3 · name"
     once a person has named it."""

@@ -390,3 +390,10 @@ def test_curves_with_few_points_get_markers():
 
     assert drawn(1) == [("Line", 1), ("Line", 1), ("Scatter", 1), ("Scatter", 1)]  # one point: a marker shows it
     assert drawn(20) == [("Line", 20), ("Line", 20), ("Scatter", 0), ("Scatter", 0)]  # a line needs no markers
+
+
+def test_eta_is_worked_out_from_the_time_per_step_so_far():
+    assert viewdata.eta_text(100, 800, 30.0) == "about 4 min left"  # 700 steps at 0.3 s: 210 s
+    assert viewdata.eta_text(100, 150, 30.0) == "about 15 s left"
+    assert viewdata.eta_text(10, 100_000, 36.0) == "about 100.0 h left"
+    assert viewdata.eta_text(800, 800, 30.0) == viewdata.eta_text(0, 800, 0.0) == viewdata.eta_text(5, None, 1) == ""
