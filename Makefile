@@ -1,12 +1,13 @@
 # Quick start:  make run   (installs what is missing, trains DCCS on the embedded digits and opens the explorer)
 #               make test  (installs what is missing, runs the test suite; make test-fast: the quick tier)
+#               make notebook (JupyterLab on notebooks/)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 RUN_ARGS ?=
 
-.PHONY: install browser run test test-fast clean-runs
+.PHONY: install browser run test test-fast notebook clean-runs
 
 install: $(STAMP)
 
@@ -32,6 +33,11 @@ test: $(STAMP) browser
 # the edit-run loop: no training longer than a few seconds, no browser, no notebooks
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow and not browser and not notebook" $(PYTEST_ARGS)
+
+# JupyterLab on the notebooks, on 127.0.0.1 (installs the jupyter extra the first time)
+notebook: $(STAMP)
+	@$(BIN)/python -c "import jupyterlab" 2>/dev/null || $(BIN)/python -m pip install -c constraints.txt -e '.[test,jupyter]'
+	$(BIN)/python -m jupyter lab --ip 127.0.0.1 --notebook-dir notebooks $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 clean-runs:
 	rm -rf runs

@@ -15,7 +15,7 @@ def _name(spec: str) -> str:
 
 def test_conda_and_pip_list_the_same_packages():
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    pip = {_name(s) for s in project["dependencies"] + project["optional-dependencies"]["test"]}
+    pip = {_name(s) for s in project["dependencies"] + sum(project["optional-dependencies"].values(), [])}
     conda = set()
     text = (REPO / "environment.yml").read_text()
     for line in text[text.index("dependencies:"):].splitlines():
