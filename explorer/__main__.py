@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import argparse
+import socket
 import sys
 import threading
 import time
@@ -59,6 +60,24 @@ def follow_in_terminal(run_dir: Path, kmeans: bool) -> None:
     print("the explorer keeps serving; Ctrl-C to quit", flush=True)
 
 
+PORT_TRIES = 20
+
+
+def free_port(address: str, wanted: int, tries: int = PORT_TRIES) -> int:
+    """The first port from `wanted` on that nothing listens on at `address` (a second `make run` beside a first
+    one gets the next port instead of a run that trains with no page); UserError when all are taken."""
+    host = "0.0.0.0" if address in ("", "::") else address
+    for port in range(wanted, wanted + tries):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will: TIME_WAIT is no obstacle
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return port
+    raise UserError(f"ports {wanted}–{wanted + tries - 1} on {host} are all in use: pass --port with a free one")
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m explorer", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -76,6 +95,14 @@ def main(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     address = bind_address(args)
+    try:  # before a run starts: a run must not train on with no page because the port was taken
+        port = free_port(address, args.port)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if port != args.port:
+        print(f"port {args.port} is in use (another explorer?): serving on {port}", flush=True)
+    args.port = port
 
     import panel as pn
 
@@ -113,6 +140,9 @@ def main(argv=None) -> int:
                  websocket_origin=websocket_origins(address, args.port), verbose=False, **auth)
     except KeyboardInterrupt:
         pass
+    except OSError as e:  # the port was taken in the moment between the check and the start
+        print(f"error: the explorer could not start on {address}:{args.port}: {e.strerror or e}", file=sys.stderr)
+        return 1
     finally:
         if run_name is not None:  # the run this command started ends with it (with a checkpoint)
             from .runs import read_run_info

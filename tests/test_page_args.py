@@ -85,3 +85,32 @@ def test_panel_serve_refuses_allow_remote_without_a_login(monkeypatch):
     assert "--cookie-secret" in page_args.served_auth_problem(True)
     monkeypatch.setattr(pn.config, "cookie_secret", "a long random string of panel serve")
     assert page_args.served_auth_problem(True) is None
+
+
+def test_a_taken_port_is_passed_over_before_anything_starts(tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    from conftest import REPO
+    from explorer.__main__ import free_port
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert free_port("127.0.0.1", port) != port and free_port("127.0.0.1", port) > port
+        with pytest.raises(UserError, match="all in use: pass --port"):
+            free_port("127.0.0.1", port, tries=1)
+        # a second `python -m explorer --train` beside a first: the next port, said in one line, before training
+        proc = subprocess.Popen([sys.executable, "-m", "explorer", "--no-show", "--runs", str(tmp_path / "runs"),
+                                 "--port", str(port)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True)
+        try:
+            first = proc.stdout.readline()
+            assert first.startswith(f"port {port} is in use (another explorer?): serving on "), first
+            served = int(first.rsplit(" ", 1)[1])
+            assert served > port and f"explorer: http://127.0.0.1:{served}" in proc.stdout.readline()
+        finally:
+            proc.terminate()
+            proc.wait(30)
