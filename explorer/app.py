@@ -131,6 +131,7 @@ class RunView(param.Parameterized):
         self._next_follow_map = 0.0  # monotonic time before which a followed training run's next map waits
         self._map_held = False  # a map waits for the worker's rest to end
         self.selected: list[int] = []
+        self.confusion = None  # the confusion view shown (its cells can be clicked)
         self.cluster_names: dict[int, str] = {}  # names a person gave clusters (RUN/cluster_names.json)
         self._stop_armed_at: float | None = None
         self.panels = viewdata.panels(None)
@@ -461,11 +462,11 @@ class RunView(param.Parameterized):
 
     def _draw_snapshot_views(self):
         snap, probe = self.snapshot, self.probe
-        conf = viewdata.confusion_view(snap, probe, self.cluster_names)
+        conf = self.confusion = viewdata.confusion_view(snap, probe, self.cluster_names)
         height = 300 if self.compact else 360
         if conf is not None:
             self.confusion_pane.object = views.confusion_heatmap(conf.matrix, conf.class_names, conf.cluster_names,
-                                                                 height)
+                                                                 height, on_tap=self.select_cell)
         else:
             self.confusion_pane.object = views.cluster_size_bars(viewdata.cluster_sizes(snap, self.cluster_names),
                                                                  height)
@@ -574,6 +575,23 @@ class RunView(param.Parameterized):
     def _show_scatter(self):
         if self.scatter_maps:
             self.scatter_pane.object = self.scatter_maps[self.colour.value]
+
+    def select_cell(self, cluster: str, class_name: str):
+        """A click on a confusion-matrix cell: its images become the selection, in the grid and on the map."""
+        if self.snapshot is None or self.confusion is None:
+            return
+        rows = viewdata.cell_rows(self.snapshot, self.confusion, cluster, class_name)
+        self.select_rows(rows, f"{class_name} in {cluster}")
+
+    def select_rows(self, rows, what: str = ""):
+        """Select probe rows from outside the map: the grid lists them and the map highlights them."""
+        self._on_select([int(r) for r in rows])
+        if what:
+            self._alert(f"selected the {len(rows):,} images of {what}", "info")
+        if self.scatter_pipe is not None and self.scatter_pipe.data is not None:
+            frame = self.scatter_pipe.data.copy()
+            frame.attrs["selected"] = list(self.selected)
+            self.scatter_pipe.send(frame)
 
     def _on_select(self, index):
         self.selected = list(index or [])

@@ -50,7 +50,7 @@ class NotebookRunView(LockedView, RunView):
     background_reads = False  # refresh runs on the dashboard's own thread already
 
     locked_methods = ("refresh", "set_run", "_on_beta", "_on_stop", "_draw_curves", "_want_map", "_show_scatter",
-                      "_on_snapshot_slider", "_follow_latest", "_on_select", "names_changed")
+                      "_on_snapshot_slider", "_follow_latest", "_on_select", "names_changed", "select_rows")
 
     def __init__(self, service=None, trainer=None, wake: threading.Event | None = None, **params):
         self._init_lock(wake)

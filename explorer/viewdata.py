@@ -168,6 +168,16 @@ def confusion_view(snapshot: Snapshot, probe: Probe | None = None,
     return ConfusionView(matrix, list(classes), [cluster_label(c, names) for c in order], [int(c) for c in order])
 
 
+def cell_rows(snapshot: Snapshot, view: ConfusionView, cluster: str, class_name: str) -> np.ndarray:
+    """The probe rows counted in one cell of the confusion matrix (by the names on its axes)."""
+    try:
+        c = view.clusters[view.cluster_names.index(cluster)]
+        k = view.class_names.index(class_name)
+    except (ValueError, TypeError, IndexError):
+        return np.zeros(0, np.int64)
+    return np.flatnonzero((snapshot.pred == c) & (snapshot.labels == k))
+
+
 def cluster_sizes(snapshot: Snapshot, names: dict[int, str] | None = None) -> pd.DataFrame:
     k = snapshot.z_c.shape[1]
     sizes = np.bincount(snapshot.pred.astype(np.int64), minlength=k)

@@ -51,7 +51,9 @@ def scatter_maps(pipe: hv.streams.Pipe, clusters: list[str], labels: list[str], 
                   backend_opts={"plot.output_backend": "webgl"})
 
     def element(data):
-        return hv.Scatter(data, "x", SCATTER_VDIMS)
+        scatter = hv.Scatter(data, "x", SCATTER_VDIMS)
+        chosen = getattr(data, "attrs", {}).get("selected")  # rows selected from elsewhere (a confusion cell)
+        return scatter.opts(selected=[int(r) for r in chosen]) if chosen is not None else scatter
 
     return {
         "cluster": hv.DynamicMap(element, streams=[pipe]).opts(
@@ -107,19 +109,23 @@ def confusion_title(n_images: int) -> str:
 
 
 def confusion_heatmap(matrix: np.ndarray, class_names: list[str], cluster_names: list[str],
-                      height: int = 340) -> hv.Overlay:
+                      height: int = 340, on_tap=None) -> hv.Overlay:
     """Rows: true classes; columns: clusters in matched order (a perfect clustering is diagonal). Computed on the
-    run's probe images, which the title says; each count is written in white on dark cells, black on light."""
+    run's probe images, which the title says; each count is written in white on dark cells, black on light.
+    `on_tap(cluster, class)` is called with a clicked cell's names."""
     rows = [(cluster_names[j], class_names[i], int(matrix[i, j]))
             for i in range(matrix.shape[0]) for j in range(matrix.shape[1])]
     hm = hv.HeatMap(rows, kdims=["cluster", "class"], vdims=["count"])
+    if on_tap is not None:
+        hv.streams.Tap(source=hm, x=None, y=None).add_subscriber(
+            lambda x=None, y=None: on_tap(x, y) if x is not None and y is not None else None)
     top = max(1, int(matrix.max()) if matrix.size else 1)
     dark = [r for r in rows if r[2] > DARK_CELL * top]
     light = [r for r in rows if r[2] <= DARK_CELL * top]
     labels = (hv.Labels(light, kdims=["cluster", "class"], vdims=["count"]).opts(text_color="black")
               * hv.Labels(dark, kdims=["cluster", "class"], vdims=["count"]).opts(text_color="white"))
     return (hm * labels).opts(
-        hv.opts.HeatMap(cmap="Blues", colorbar=False, tools=["hover"], responsive=True, height=height,
+        hv.opts.HeatMap(cmap="Blues", colorbar=False, tools=["hover", "tap"], responsive=True, height=height,
                         xrotation=45, invert_yaxis=True, title=confusion_title(int(matrix.sum())),
                         clim=(0, top)),
         hv.opts.Labels(text_font_size="8pt"))

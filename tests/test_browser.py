@@ -175,9 +175,19 @@ def test_explorer_shows_a_run_live_and_steers_it(server, runs_folder, browser):
     assert download.value.suggested_filename == "digits-finished-step40-selection.csv"
     shot(page, "03b-export")
 
-    # the confusion matrix and the gallery
+    # the confusion matrix and the gallery; a click on a cell selects exactly that cell's images
     page.get_by_text("Confusion / sizes").first.click()
     page.wait_for_selector(".confusion .bk-Canvas", timeout=30_000)
+    box = page.locator(".confusion .bk-Canvas").first.bounding_box()
+    page.mouse.click(box["x"] + box["width"] * 0.45, box["y"] + box["height"] * 0.45)
+    said = wait_text(page, ".run-alert", r"selected the \d+ images of \S+ in c\d+", timeout=30)
+    count, label, cluster = re.search(r"selected the (\d+) images of (\S+) in c(\d+)", said).groups()
+    snap, probe = Run(runs_folder / "digits-finished").snapshot(40), Run(runs_folder / "digits-finished").probe()
+    expected = int(((snap.pred == int(cluster)) & (snap.labels == probe.class_names.index(label))).sum())
+    assert int(count) == expected
+    if expected:
+        wait_text(page, ".selection", rf"\b{expected} selected images", timeout=30)
+    shot(page, "04a-confusion-cell")
     page.get_by_text("Most confident per cluster").first.click()
     assert page.locator(".gallery .gallery-row").count() == 10  # one row per cluster (an empty one says so)
     shot(page, "04-gallery")

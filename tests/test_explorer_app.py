@@ -78,6 +78,9 @@ def test_run_view_of_a_finished_run(run_dir, service):
     view.follow.value = False
     view.snap_slider.value = 20
     assert view.snapshot.step == 20
+    # while step 20's map computes, the last map stays on screen with a note saying which step is coming
+    assert view.map_job is not None and "computing the t-SNE map of Z at step 20" in view.map_status.object
+    assert len(view.scatter_pipe.data) == 500 and view.scatter_pane.object is view.scatter_maps["cluster"]
     wait_for_map(view)
     assert view.shown_key[3] == 20 and service.get((str(run_dir), "Z", "t-SNE", 20)) is not None
     # another space and colouring
@@ -365,3 +368,17 @@ def test_the_compare_view_reads_nothing_while_compare_is_off(digits_run_template
     assert app.view_b.run is None and app.view_b.curves.n == 0
     app.tick()
     assert app.view_b.run is None
+
+
+def test_a_confusion_cell_click_selects_its_images_in_the_grid_and_on_the_map(run_dir, service):
+    view = RunView(service)
+    view.set_run(str(run_dir))
+    wait_for_map(view)
+    conf, snap = view.confusion, view.snapshot
+    i, j = np.unravel_index(np.argmax(conf.matrix), conf.matrix.shape)  # the fullest cell
+    view.select_cell(conf.cluster_names[j], conf.class_names[i])
+    assert len(view.selected) == conf.matrix[i, j] > 0
+    assert set(snap.pred[view.selected]) == {conf.clusters[j]} and set(snap.labels[view.selected]) == {i}
+    assert f"{conf.matrix[i, j]} selected images" in view.selection_pane.object
+    assert view.scatter_pipe.data.attrs["selected"] == view.selected  # the map highlights the same points
+    assert "selected the" in view.alert.object

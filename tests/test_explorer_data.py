@@ -397,3 +397,12 @@ def test_eta_is_worked_out_from_the_time_per_step_so_far():
     assert viewdata.eta_text(100, 150, 30.0) == "about 15 s left"
     assert viewdata.eta_text(10, 100_000, 36.0) == "about 100.0 h left"
     assert viewdata.eta_text(800, 800, 30.0) == viewdata.eta_text(0, 800, 0.0) == viewdata.eta_text(5, None, 1) == ""
+
+
+def test_a_confusion_cell_names_its_images():
+    snap = known_snapshot()
+    view = viewdata.confusion_view(snap, known_probe())
+    assert viewdata.cell_rows(snap, view, "c1", "shoe").tolist() == [2, 3]  # the cell that counts 2
+    assert viewdata.cell_rows(snap, view, "c0", "bag").tolist() == [0, 1, 5]
+    assert viewdata.cell_rows(snap, view, "c2", "bag").tolist() == []
+    assert viewdata.cell_rows(snap, view, "c9", "bag").tolist() == []  # not an axis name: nothing
