@@ -124,9 +124,11 @@ def test_two_gloo_processes_on_digits_stay_identical_and_reach_the_single_proces
     assert [r["step"] for r in Run(ddp_dir).metrics("event") if r["event"] == "resumed"] == [300]
 
     # the single-process band: the same 300 steps in one process measured ACC 0.73–0.86 over seeds 0–2, one or two
-    # threads and two kinds of CPU (docs/notebooks.md); the 2-process run was within 0.05 of it for seeds 0 and 1
+    # threads and two kinds of CPU (docs/notebooks.md); the 2-process run was within 0.05 of it for seeds 0 and 1.
+    # On a third kind (AMD EPYC with AVX-512, 2026-12-02) this 2-process run reached 0.676, with the code of before
+    # and after that day's changes alike: the floor is 0.65, well above where training stands at 100 steps (0.47)
     print(f"ACC after 300 steps with 2 processes: {summary['acc']:.3f}")
-    assert summary["acc"] >= 0.70, summary
+    assert summary["acc"] >= 0.65, summary
 
 
 @pytest.mark.slow
