@@ -3,6 +3,7 @@ differ, and archive / delete for the chosen rows. The numbers come from `explore
 
 from __future__ import annotations
 
+import html
 import time
 import traceback
 from pathlib import Path
@@ -74,11 +75,12 @@ class ComparePanel:
                                      sizing_mode="stretch_width")
         self.x_axis = pn.widgets.RadioButtonGroup(options={"step": "step", "time (s)": "time", "epoch": "epoch"},
                                                   value="step", css_classes=["compare-x-axis"])
-        self.diffs = pn.pane.DataFrame(pd.DataFrame(), css_classes=["compare-diffs"], sizing_mode="stretch_width",
-                                       max_height=260)
+        self.diffs = pn.pane.DataFrame(pd.DataFrame(), css_classes=["compare-diffs"], sizing_mode="fixed",
+                                       max_height=260, justify="left")
         self.diff_note = pn.pane.Markdown("", css_classes=["compare-diff-note"])
         self.charts = pn.Column(sizing_mode="stretch_width", css_classes=["compare-charts"])
         self.chart_note = pn.pane.Markdown("", css_classes=["compare-chart-note"])
+        self.legend = pn.pane.HTML("", css_classes=["compare-legend"])  # the runs drawn, in their colours
         self.tracks: dict[str, compare.RunTrack] = {}  # one CurveStore per run, read incrementally
         self.infos: list[RunInfo] = []
         self.chosen: list[str] = []  # the chosen runs' paths, in the order they were chosen
@@ -212,6 +214,11 @@ class ComparePanel:
                 pn.pane.HoloViews(overlay_map(self.pipes[key], self.rule_pipe, label, X_LABELS[x], colours),
                                   linked_axes=False, sizing_mode="stretch_width", css_classes=["compare-chart"])
                 for key, label in metrics]
+            self.legend.object = " ".join(
+                f'<span class="legend-run" style="margin-right:12px"><span style="display:inline-block;width:18px;'
+                f'height:3px;vertical-align:middle;background:{colours[n]}"></span> {html.escape(n)}</span>'
+                for n in names) + (' <span style="color:#777">· dashed: β_Aug changed (hover for the value)</span>'
+                                   if len(rules) else "")
             if not chosen:
                 self.charts.objects = [pn.pane.Markdown("Tick runs in the table to see their curves together.")]
             return
@@ -305,5 +312,5 @@ class ComparePanel:
         return pn.Column(
             pn.pane.Markdown("Tick runs to draw their curves together; click a column's title to sort."),
             self.table, actions, self.message, self.diff_note, self.diffs,
-            pn.Row(pn.pane.Markdown("x"), self.x_axis), self.chart_note, self.charts,
+            pn.Row(pn.pane.Markdown("x"), self.x_axis), self.legend, self.chart_note, self.charts,
             sizing_mode="stretch_width", css_classes=["compare-tab"])
