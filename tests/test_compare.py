@@ -254,3 +254,22 @@ def test_the_compare_tab_overlays_the_chosen_runs(runs, service, monkeypatch):
     sizes.clear()
     app.tick()
     assert sizes == []
+
+
+def test_archiving_in_the_compare_tab_hides_the_run_from_the_runs_list(runs, service):
+    root, a, b, c = runs
+    app = ExplorerApp(root, service=service)
+    app.tabs.active = app.COMPARE_TAB
+    tab = app.compare_tab
+    assert app.run_select.value == str(c)
+    tab.choose([c])
+    tab.archive_btn.clicks += 1
+    assert (c / ".archived").is_file() and c.is_dir()
+    assert str(c) not in app.run_select.options.values() and app.run_select.value == str(b)  # the Runs tab's list
+    assert tab.table.value["name"].tolist() == ["b", "a"] and tab.chosen == []
+    tab.show_archived.value = True
+    assert tab.unarchive_btn.visible and tab.table.value["name"].tolist() == ["c", "b", "a"]
+    assert tab.table.value["archived"].tolist() == [True, False, False]
+    tab.choose([c])
+    tab.unarchive_btn.clicks += 1
+    assert not (c / ".archived").exists() and str(c) in app.run_select.options.values()
