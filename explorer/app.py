@@ -663,9 +663,14 @@ class ExplorerApp(param.Parameterized):
         self.main = pn.Row(self.panel_a, sizing_mode="stretch_width")
         from .tuning_view import TuningView
 
+        from .compare_view import ComparePanel
+
         self.tuning = TuningView(self.folder.root, self.service, data_root=self.data_root)
-        self.tabs = pn.Tabs(("Runs", self.main), ("β_Aug tuning", self.tuning.panel()), dynamic=False,
+        self.compare_tab = ComparePanel(self.folder.root, on_change=self._scan)
+        self.tabs = pn.Tabs(("Runs", self.main), ("Compare", self.compare_tab.panel()),
+                            ("β_Aug tuning", self.tuning.panel()), dynamic=False,
                             css_classes=["main-tabs"], sizing_mode="stretch_width")
+        self.tabs.param.watch(lambda e: self._refresh_tab(), "active")
         self.runs_btn.on_click(lambda e: self._open_folder())
         self.runs_input.param.watch(lambda e: self._open_folder(), "enter_pressed")
         self.run_select.param.watch(lambda e: self.view_a.set_run(e.new), "value")
@@ -674,6 +679,7 @@ class ExplorerApp(param.Parameterized):
         self.compare.param.watch(self._on_compare, "value")
         self.f_start.on_click(self._on_start)
         self._infos: dict[str, RunInfo] = {}
+        self._all_infos: list[RunInfo] = []  # archived runs too (the Compare tab may show them)
         self._scan(initial_run=run)
 
     # -- runs folder ----------------------------------------------------------------------------------------
@@ -687,6 +693,7 @@ class ExplorerApp(param.Parameterized):
             return
         self.folder = RunsFolder(path)
         self.tuning.set_root(path)
+        self.compare_tab.set_root(path)
         self.view_a.set_run(None)
         self.view_b.set_run(None)
         self._scan()
@@ -696,7 +703,8 @@ class ExplorerApp(param.Parameterized):
         self.folder_msg.visible = bool(text)
 
     def _scan(self, initial_run: str | None = None):
-        infos, message = self.folder.scan()
+        self._all_infos, message = self.folder.scan(archived=True)
+        infos = [i for i in self._all_infos if not i.archived]  # archived runs: only in the Compare tab
         self._folder_alert(message or "")
         self._infos = {str(i.path): i for i in infos}
         options = {i.label: str(i.path) for i in infos}
@@ -719,7 +727,15 @@ class ExplorerApp(param.Parameterized):
         self.view_a.refresh(self._infos.get(self.view_a.run_path))
         if self.compare.value:
             self.view_b.refresh(self._infos.get(self.view_b.run_path))
-        if self.tabs.active == 1:
+        self._refresh_tab()
+
+    COMPARE_TAB, TUNING_TAB = 1, 2
+
+    def _refresh_tab(self):
+        """The Compare and tuning tabs read their runs only while they are shown."""
+        if self.tabs.active == self.COMPARE_TAB:
+            self.compare_tab.refresh(self._all_infos)
+        elif self.tabs.active == self.TUNING_TAB:
             self.tuning.scan()
             self.tuning.refresh()
 

@@ -11,6 +11,9 @@ from core.rundir import Run
 
 from .launcher import launch_state
 
+ARCHIVED = ".archived"  # marker file in a run folder: hidden from the lists, kept on disk (docs/run-directory.md)
+TRASH = ".trash"  # deleted runs are moved into this folder of the runs root (a dot-folder: never listed)
+
 
 @dataclass
 class RunInfo:
@@ -25,6 +28,7 @@ class RunInfo:
     beta_aug: float | None = None
     created: float = 0.0
     settings: dict = field(default_factory=dict)
+    archived: bool = False  # RUN/.archived exists (or the tuning session's folder has one)
 
     @property
     def live(self) -> bool:
@@ -130,8 +134,9 @@ class RunsFolder:
     def __init__(self, root: str | Path = "runs"):
         self.root = Path(root).expanduser()
 
-    def scan(self) -> tuple[list[RunInfo], str | None]:
-        """(runs newest first, a message when the folder itself is the problem)."""
+    def scan(self, archived: bool = False) -> tuple[list[RunInfo], str | None]:
+        """(runs newest first, a message when the folder itself is the problem). Archived runs (RUN/.archived) are
+        left out unless `archived`; dot-folders (the trash, .trash) are never listed."""
         if not self.root.exists():
             return [], f"the runs folder {self.root} does not exist yet: start a run, or choose another folder"
         if not self.root.is_dir():
@@ -149,6 +154,8 @@ class RunsFolder:
             except Exception as e:  # one damaged entry never hides the others
                 text = str(e).splitlines()[0] if str(e) else type(e).__name__
                 infos.append(_broken(p, text if p.name in text else f"{p.name}: {type(e).__name__}: {text}"))
+        if not archived:
+            infos = [i for i in infos if not i.archived]
         infos.sort(key=lambda i: i.created, reverse=True)
         return infos, None
 
@@ -166,5 +173,6 @@ class RunsFolder:
                     continue  # removed while we looked
                 if q is not p:
                     info.name = f"{p.name}/{q.name}"
+                info.archived = (p / ARCHIVED).exists() or (q / ARCHIVED).exists()
                 out.append(info)
         return out

@@ -470,3 +470,61 @@ def test_other_machines_get_the_page_only_with_allow_remote_and_the_password(tmp
     finally:
         page.close()
         browser.clear_cookies()
+
+
+def test_compare_tab_overlays_three_runs_with_the_set_rule_and_sorts_its_table(tmp_path, browser,
+                                                                               digits_run_template):
+    """The Compare tab: the table of three runs sorts by a clicked column title; ticking the third run draws each
+    metric's chart with a line per run and c's β_Aug change as a dashed rule (look at 12-compare.png)."""
+    from test_compare import add_set_record, edit_config, rewrite_metrics, set_created, with_beta
+
+    root = tmp_path / "runs"
+    created = json.loads((digits_run_template / "config.json").read_text())["created"]
+    for i, name in enumerate("abc"):
+        copy_run(digits_run_template, root / name)
+        set_created(root / name, created + i)
+    def scaled(recs, factor):  # another run's curves: every loss and score scaled, so that the lines part
+        keys = ("wasserstein", "w_raw", "mi_loss", "aug_loss", "adv_loss", "acc", "nmi", "ari", "mean_max_prob",
+                "size_entropy")
+        return [{k: v * factor if k in keys and isinstance(v, float) else v for k, v in r.items()} for r in recs]
+
+    edit_config(root / "b", beta_aug=3.0, seed=1)
+    rewrite_metrics(root / "b", lambda recs: scaled(with_beta(recs, 3.0), 0.8))
+    edit_config(root / "c", lr=5e-4)
+    rewrite_metrics(root / "c", lambda recs: scaled(add_set_record(recs, 30, 4.0, 2.0), 1.2))
+    with explorer_page(browser, root) as page:
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        wait_text(page, ".run-status", r"finished · step 60")
+        names = ".compare-table .tabulator-row .tabulator-cell[tabulator-field='name']"
+        deadline = time.time() + 90
+        while time.time() < deadline and page.locator(names).count() < 3:
+            page.get_by_text("Compare", exact=True).first.click()  # again, should the first click come too early
+            time.sleep(1)
+        if page.locator(names).count() < 3:
+            shot(page, "12-compare-failed")
+        assert [page.locator(names).nth(i).inner_text() for i in range(3)] == ["c", "b", "a"]  # newest first
+        # sort by name: a click on its title
+        page.locator(".compare-table .tabulator-col[tabulator-field='name'] .tabulator-col-title").first.click()
+        deadline = time.time() + 10
+        while time.time() < deadline and page.locator(names).first.inner_text() != "a":
+            time.sleep(0.25)
+        assert [page.locator(names).nth(i).inner_text() for i in range(3)] == ["a", "b", "c"]
+        # the newest two are ticked; tick a too
+        page.locator(".compare-table .tabulator-row").first.locator("input[type='checkbox']").click()
+        wait_text(page, ".compare-diff-note", r"3 setting\(s\) differ between the 3 chosen runs")
+        diffs = text_of(page, ".compare-diffs")
+        assert "beta_aug" in diffs and "seed" in diffs and "lr" in diffs
+        wait_text(page, ".compare-legend", r"c.*b.*a.*dashed: β_Aug changed")  # the charts are rebuilt for three
+        charts = page.locator(".compare-charts .bk-Canvas")
+        deadline = time.time() + 60
+        while time.time() < deadline and charts.count() < 10:
+            time.sleep(0.5)
+        # W, W raw, MI, Aug KL, adversarial, ACC, NMI, ARI, mean max probability, cluster-size entropy
+        assert charts.count() == 10, f"{charts.count()} charts"
+        time.sleep(4)  # let them paint
+        page.locator(".compare-charts").first.scroll_into_view_if_needed()
+        shot(page, "12-compare")
+        charts.first.screenshot(path=str(ARTIFACTS / "12-compare-w-chart.png"))
+        assert coloured_pixels(charts.first.screenshot()) > 300
+        assert not errors, errors
