@@ -679,6 +679,7 @@ class ExplorerApp(param.Parameterized):
         self.compare.param.watch(self._on_compare, "value")
         self.f_start.on_click(self._on_start)
         self._infos: dict[str, RunInfo] = {}
+        self._refused: str | None = None  # the message for a folder typed into the page and refused
         self._all_infos: list[RunInfo] = []  # archived runs too (the Compare tab may show them)
         self._scan(initial_run=run)
 
@@ -689,8 +690,10 @@ class ExplorerApp(param.Parameterized):
             path = launcher.check_path(text, must_exist=False, folder=True, what="runs folder",
                                        within=self.runs_root)
         except UserError as e:
-            self._folder_alert(str(e))
+            self._refused = str(e)  # stays on the page until a folder is opened (the next scan must not wipe it)
+            self._folder_alert(self._refused)
             return
+        self._refused = None
         self.folder = RunsFolder(path)
         self.tuning.set_root(path)
         self.compare_tab.set_root(path)
@@ -705,7 +708,7 @@ class ExplorerApp(param.Parameterized):
     def _scan(self, initial_run: str | None = None):
         self._all_infos, message = self.folder.scan(archived=True)
         infos = [i for i in self._all_infos if not i.archived]  # archived runs: only in the Compare tab
-        self._folder_alert(message or "")
+        self._folder_alert(self._refused or message or "")
         self._infos = {str(i.path): i for i in infos}
         options = {i.label: str(i.path) for i in infos}
         for select in (self.run_select, self.run_select_b):
