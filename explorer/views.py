@@ -105,7 +105,7 @@ DARK_CELL = 0.5  # cells above this share of the largest count are dark in the B
 
 
 def confusion_title(n_images: int) -> str:
-    return f"Confusion matrix of the {n_images:,}-image probe (clusters matched to classes)"
+    return f"Confusion matrix of the {n_images:,}-image probe"
 
 
 def confusion_heatmap(matrix: np.ndarray, class_names: list[str], cluster_names: list[str],
@@ -127,6 +127,7 @@ def confusion_heatmap(matrix: np.ndarray, class_names: list[str], cluster_names:
     return (hm * labels).opts(
         hv.opts.HeatMap(cmap="Blues", colorbar=False, tools=["hover", "tap"], responsive=True, height=height,
                         xrotation=45, invert_yaxis=True, title=confusion_title(int(matrix.sum())),
+                        xlabel="cluster (matched to the classes)",
                         clim=(0, top)),
         hv.opts.Labels(text_font_size="8pt"))
 
