@@ -87,7 +87,8 @@ class RunView(param.Parameterized):
         self.follow = pn.widgets.Checkbox(label="follow the latest snapshot", value=True,
                                           css_classes=[f"follow{sfx}"])
         self.map_status = pn.pane.Markdown("", css_classes=[f"map-status{sfx}"], sizing_mode="stretch_width")
-        self.spinner = pn.indicators.LoadingSpinner(value=False, size=20, width=20, height=20)
+        self.spinner = pn.indicators.LoadingSpinner(value=False, size=20, width=20, height=20, visible=False)
+        self.legend = pn.pane.HTML("", css_classes=[f"map-legend{sfx}"], width=170)
         self.scatter_pane = pn.pane.HoloViews(None, css_classes=[f"scatter{sfx}"], sizing_mode="stretch_width",
                                               min_height=300, linked_axes=False)
         self.curve_box = pn.Column(sizing_mode="stretch_width", css_classes=[f"curves{sfx}"])
@@ -518,7 +519,7 @@ class RunView(param.Parameterized):
             self.map_job.future.cancel()  # superseded: drop it if it has not started
         x = viewdata.space(self.snapshot, self.space.value)
         self.map_job = self.service.submit(key, x)
-        self.spinner.value = True
+        self.spinner.param.update(value=True, visible=True)
         self.map_status.object = f"computing the {key[2]} map of {key[1]} at step {key[3]:,} …"
 
     def _following_training(self) -> bool:
@@ -533,7 +534,7 @@ class RunView(param.Parameterized):
         if job is None or not job.future.done():
             return
         self.map_job = None
-        self.spinner.value = False
+        self.spinner.param.update(value=False, visible=False)  # shown only while a map computes
         if job.future.cancelled():
             return
         if job.future.exception() is not None:
@@ -571,10 +572,28 @@ class RunView(param.Parameterized):
         self.shown_key = key
         took = f" in {seconds:.1f} s" if seconds is not None else " (cached)"
         self.map_status.object = f"{key[2]} of {key[1]} at step {key[3]:,}{took} · {len(frame):,} images"
+        self._draw_legend()
 
     def _show_scatter(self):
         if self.scatter_maps:
             self.scatter_pane.object = self.scatter_maps[self.colour.value]
+        self._draw_legend()
+
+    def _draw_legend(self):
+        """Beside the map, sorted, with counts: every cluster (an empty one listed as such) or every class."""
+        snap = self.snapshot
+        if snap is None or self.colour.value == "confidence":
+            self.legend.object = ""
+            return
+        if self.colour.value == "cluster":
+            k = snap.z_c.shape[1]
+            names = viewdata.cluster_labels(k, self.cluster_names)
+            counts = np.bincount(snap.pred.astype(np.int64), minlength=k)
+        else:
+            names = viewdata.class_names_of(self.probe) or []
+            labels = snap.labels if snap.labels is not None and len(snap.labels) else None
+            counts = np.bincount(labels.astype(np.int64), minlength=len(names)) if labels is not None else []
+        self.legend.object = views.legend_html(names, [int(c) for c in counts])
 
     def select_cell(self, cluster: str, class_name: str):
         """A click on a confusion-matrix cell: its images become the selection, in the grid and on the map."""
@@ -616,7 +635,8 @@ class RunView(param.Parameterized):
                           dynamic=False,
                           sizing_mode="stretch_width")
         flex = {"flex": "1 1 460px", "min-width": "0"}
-        map_side = pn.Column(map_controls, self.scatter_pane, details, sizing_mode="stretch_width", styles=flex)
+        map_side = pn.Column(map_controls, pn.Row(self.scatter_pane, self.legend, sizing_mode="stretch_width"),
+                             details, sizing_mode="stretch_width", styles=flex)
         curve_side = pn.Column(curve_controls, self.curve_note, self.curve_box, sizing_mode="stretch_width",
                                styles=flex)
         # side by side when there is room, stacked when not (two runs compared, a narrow window)

@@ -57,17 +57,30 @@ def scatter_maps(pipe: hv.streams.Pipe, clusters: list[str], labels: list[str], 
 
     return {
         "cluster": hv.DynamicMap(element, streams=[pipe]).opts(
-            hv.opts.Scatter(color="cluster", cmap=category_cmap(clusters), show_legend=len(clusters) <= 20,
-                            legend_position="right", **common)),
+            hv.opts.Scatter(color="cluster", cmap=category_cmap(clusters), show_legend=False, **common)),
         "label": hv.DynamicMap(element, streams=[pipe]).opts(
-            hv.opts.Scatter(color="label", cmap=category_cmap(labels or ["unknown"]), show_legend=True,
-                            legend_position="right", **common)),
+            hv.opts.Scatter(color="label", cmap=category_cmap(labels or ["unknown"]), show_legend=False, **common)),
         "confidence": hv.DynamicMap(element, streams=[pipe]).opts(
             hv.opts.Scatter(color="confidence", cmap="viridis", colorbar=True, clim=(0, 1), **common)),
     }
 
 
 FEW_POINTS = 5  # a curve with this many points or fewer is drawn with a marker at each point
+
+
+def legend_html(names: list[str], counts: list[int]) -> str:
+    """The map's legend, outside the plot: every category in order with its colour (the colours `category_cmap`
+    gives the map) and how many probe images it holds; an empty one says so."""
+    colours = category_cmap(list(names))
+    rows = []
+    for name, n in zip(names, counts):
+        swatch = (f'<span style="display:inline-block;width:10px;height:10px;border-radius:5px;margin-right:5px;'
+                  f'background:{colours[name]};opacity:{1 if n else 0.35}"></span>')
+        count = f"{n:,}" if n else "empty"
+        rows.append(f'<div class="legend-row" style="white-space:nowrap;font-size:12px;line-height:18px;'
+                    f'color:{"#222" if n else "#999"}">{swatch}{html.escape(name)} '
+                    f'<span style="color:#888">({count})</span></div>')
+    return f'<div class="map-legend-list" style="max-height:420px;overflow-y:auto">{"".join(rows)}</div>'
 
 
 def curves_map(pipe: hv.streams.Pipe, title: str, xlabel: str, height: int = 210,

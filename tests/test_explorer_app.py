@@ -71,6 +71,11 @@ def test_run_view_of_a_finished_run(run_dir, service):
     assert len(frame) == 500 and set(frame.columns) >= {"x", "y", "cluster", "label", "confidence", "thumb"}
     assert frame.thumb.str.startswith("data:image/png").all()
     assert "t-SNE of Z at step 60" in view.map_status.object
+    # the legend beside the map: every cluster in order with its probe count, an empty one said to be empty
+    legend = view.legend.object
+    assert [f"c{c} " in legend for c in range(10)] == [True] * 10
+    assert legend.index("c0 ") < legend.index("c1 ") < legend.index("c9 ")
+    assert legend.count("(empty)") == (sizes == 0).sum() and not view.spinner.visible  # the idle spinner is hidden
     # a selection lists those images
     view._on_select(list(range(12)))
     assert view.selection_pane.object.count("<img") == 12 and "12 selected images" in view.selection_pane.object
