@@ -30,6 +30,7 @@ from .projection import KINDS, shared_service
 from .runs import RunInfo, RunsFolder
 
 POLL_MS = 1000
+NEIGHBOURS = 16  # a single selected image shows this many nearest images
 STOP_CONFIRM_S = 5.0  # "Stop run" asks for a second click within this many seconds
 # While the page follows a training run, the map worker rests after each map twice as long as the map took: it
 # computes at most a third of the time (docs/explorer.md, "Watching costs the run little").
@@ -622,7 +623,16 @@ class RunView(param.Parameterized):
             return
         frame = viewdata.selection(self.snapshot, self.selected, self.probe, limit=100,
                                    cluster_names=self.cluster_names)
-        self.selection_pane.object = views.selection_html(frame, self.probe.images, len(self.selected))
+        counts = viewdata.selection_counts(self.snapshot, self.selected, self.probe, self.cluster_names)
+        text = views.selection_html(frame, self.probe.images, len(self.selected), counts=counts)
+        if len(self.selected) == 1:  # one image (a click on the map): its nearest images in the space mapped
+            near = viewdata.nearest(self.snapshot, self.space.value, self.selected[0], k=NEIGHBOURS)
+            rows = viewdata.selection(self.snapshot, near, self.probe, limit=None, cluster_names=self.cluster_names)
+            rows = rows.set_index("row").loc[near].reset_index()  # nearest first, not most confident first
+            text += (f'<div class="neighbours"><div style="margin:8px 0 4px">its {len(near)} nearest images in '
+                     f'{self.space.value}, nearest first</div>'
+                     + views.selection_html(rows, self.probe.images, len(rows), caption=False) + "</div>")
+        self.selection_pane.object = text
 
     # -- layout ---------------------------------------------------------------------------------------------
     def panel(self) -> pn.viewable.Viewable:

@@ -168,6 +168,38 @@ def confusion_view(snapshot: Snapshot, probe: Probe | None = None,
     return ConfusionView(matrix, list(classes), [cluster_label(c, names) for c in order], [int(c) for c in order])
 
 
+def selection_counts(snapshot: Snapshot, rows, probe: Probe | None = None,
+                     cluster_names: dict[int, str] | None = None) -> str:
+    """How a selection splits: "by cluster: c3 12 · c0 5 · by label: 7 10 · 1 7", largest first."""
+    rows = np.asarray(list(rows), dtype=np.int64)
+    rows = rows[(rows >= 0) & (rows < len(snapshot.pred))]
+    if not len(rows):
+        return ""
+
+    def split(values, name_of):
+        ids, n = np.unique(values, return_counts=True)
+        order = np.argsort(-n, kind="stable")
+        return " · ".join(f"{name_of(int(ids[i]))} {int(n[i])}" for i in order)
+
+    text = "by cluster: " + split(snapshot.pred[rows], lambda c: cluster_label(c, cluster_names))
+    classes = class_names_of(probe)
+    if snapshot.labels is not None and len(snapshot.labels) and classes:
+        text += " — by label: " + split(snapshot.labels[rows], lambda k: classes[k] if k < len(classes) else str(k))
+    return text
+
+
+def nearest(snapshot: Snapshot, space_name: str, row: int, k: int = 16) -> np.ndarray:
+    """The `k` probe rows nearest to `row` in a latent space (Euclidean), nearest first, `row` itself left out."""
+    x = space(snapshot, space_name).astype(np.float32)
+    if not 0 <= row < len(x):
+        return np.zeros(0, np.int64)
+    d = ((x - x[row]) ** 2).sum(1)
+    d[row] = np.inf
+    k = min(k, len(x) - 1)
+    part = np.argpartition(d, k - 1)[:k] if k > 0 else np.zeros(0, np.int64)
+    return part[np.argsort(d[part], kind="stable")].astype(np.int64)
+
+
 def cell_rows(snapshot: Snapshot, view: ConfusionView, cluster: str, class_name: str) -> np.ndarray:
     """The probe rows counted in one cell of the confusion matrix (by the names on its axes)."""
     try:

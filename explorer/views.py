@@ -45,7 +45,7 @@ def scatter_maps(pipe: hv.streams.Pipe, clusters: list[str], labels: list[str], 
     A Bokeh colour mapper cannot switch between categorical and continuous, so the view swaps maps instead.
     (Show these in panes with `linked_axes=False`: HoloViews otherwise links every axis named x across a page,
     and `shared_axes=False` would stop the framewise rescaling.)"""
-    common = dict(tools=["box_select", "lasso_select"], active_tools=["box_select", "wheel_zoom"],
+    common = dict(tools=["box_select", "lasso_select", "tap"], active_tools=["box_select", "wheel_zoom"],
                   hover_tooltips=TOOLTIP if thumbs else TOOLTIP_TEXT, size=size, nonselection_alpha=0.15,
                   framewise=True, responsive=True, height=height, xaxis=None, yaxis=None,
                   backend_opts={"plot.output_backend": "webgl"})
@@ -169,9 +169,11 @@ def gallery_html(rows: list[tuple[str, np.ndarray]], scale: int = 2) -> str:
     return "".join(parts)
 
 
-def selection_html(frame: pd.DataFrame, probe_images: np.ndarray, total: int, size: int = 56) -> str:
-    """A grid of the selected images with their cluster, confidence and label."""
-    if total == 0:
+def selection_html(frame: pd.DataFrame, probe_images: np.ndarray, total: int, size: int = 56,
+                   caption: bool = True, counts: str = "") -> str:
+    """A grid of the selected images with their cluster, confidence and label; `counts` (the whole selection's
+    counts per cluster and per label) goes at the top."""
+    if total == 0 and caption:
         return '<div class="selection-empty">Select points in the map (box or lasso) to see their images.</div>'
     cells = []
     for r in frame.itertuples():
@@ -181,6 +183,9 @@ def selection_html(frame: pd.DataFrame, probe_images: np.ndarray, total: int, si
                      f'<img src="{uri}" width="{size}" height="{size}" style="image-rendering:pixelated"><br>'
                      f'{caption}</div>')
     shown = f"{len(frame)} of {total}" if total > len(frame) else f"{total}"
-    return (f'<div class="selection"><div style="margin-bottom:4px">{shown} selected images, most confident '
-            f'first</div><div style="display:grid;grid-template-columns:repeat(auto-fill,minmax({size + 8}px,1fr));'
-            f'gap:4px">{"".join(cells)}</div></div>')
+    head = (f'<div style="margin-bottom:4px">{shown} selected images, most confident first</div>' if caption
+            else "")
+    if counts:
+        head += f'<div class="selection-counts" style="margin-bottom:4px;font-size:11px;color:#555">{counts}</div>'
+    return (f'<div class="selection">{head}<div style="display:grid;'
+            f'grid-template-columns:repeat(auto-fill,minmax({size + 8}px,1fr));gap:4px">{"".join(cells)}</div></div>')

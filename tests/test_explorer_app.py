@@ -387,3 +387,21 @@ def test_a_confusion_cell_click_selects_its_images_in_the_grid_and_on_the_map(ru
     assert f"{conf.matrix[i, j]} selected images" in view.selection_pane.object
     assert view.scatter_pipe.data.attrs["selected"] == view.selected  # the map highlights the same points
     assert "selected the" in view.alert.object
+
+
+def test_one_selected_image_shows_its_nearest_images_and_a_selection_its_counts(run_dir, service):
+    view = RunView(service)
+    view.set_run(str(run_dir))
+    view._on_select([7])
+    html = view.selection_pane.object
+    from explorer.viewdata import nearest
+
+    near = nearest(view.snapshot, "Z", 7)
+    assert "its 16 nearest images in Z, nearest first" in html and html.count("<img") == 1 + 16
+    assert len(near) == 16 and 7 not in near.tolist()
+    view.space.value = "Z_c"
+    view._on_select([7])
+    assert "nearest images in Z_c" in view.selection_pane.object
+    view._on_select(list(range(40)))  # many images: counts per cluster and label at the top, no neighbours
+    html = view.selection_pane.object
+    assert "by cluster: " in html and "by label: " in html and "nearest" not in html

@@ -406,3 +406,14 @@ def test_a_confusion_cell_names_its_images():
     assert viewdata.cell_rows(snap, view, "c0", "bag").tolist() == [0, 1, 5]
     assert viewdata.cell_rows(snap, view, "c2", "bag").tolist() == []
     assert viewdata.cell_rows(snap, view, "c9", "bag").tolist() == []  # not an axis name: nothing
+
+
+def test_nearest_images_and_selection_counts():
+    snap = known_snapshot()  # z_s is zero: distances in Z_c alone
+    # row 0 (0.9, 0.05, 0.05): row 1 (0.8, 0.1, 0.1) is nearest, then row 5 (0.5, 0.4, 0.1), then rows 3, 2, 4
+    assert viewdata.nearest(snap, "Z_c", 0, k=3).tolist() == [1, 5, 3]
+    assert viewdata.nearest(snap, "Z", 0, k=16).tolist() == [1, 5, 3, 2, 4]  # at most n − 1, never itself
+    assert viewdata.nearest(snap, "Z_c", 99).tolist() == []
+    text = viewdata.selection_counts(snap, [0, 1, 2, 5], known_probe(), {0: "bags"})
+    assert text == "by cluster: c0 · bags 3 · c1 1 — by label: bag 3 · shoe 1"
+    assert viewdata.selection_counts(snap, []) == ""
