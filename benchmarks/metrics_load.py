@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,9 +30,9 @@ sys.path.insert(0, str(REPO))
 from core.methods import DCCS  # noqa: E402
 from core.rundir import Run  # noqa: E402
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+sys.path.insert(0, str(REPO / "tests"))
+from headless import CHROMIUM, ExplorerServer, launch_context  # noqa: E402
+
 # one record of a real DCCS run on digits (an evaluation step: it carries the evaluation keys too)
 RECORD = {"kind": "train", "step": 20, "epoch": 1.7857, "time": 68.458, "timestamp": 1796168237.440535,
           "critic_loss": -1.8444686889648438, "w_raw": 1.9584686279296875, "gradient_penalty": 0.011399992555379868,
@@ -79,38 +78,11 @@ def write_run(path: Path, n: int, seed: int = 0) -> Path:
     return path
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    def __init__(self, repo: Path, root: Path, run: str | None = None):
-        self.port = free_port()
-        extra = ["--run", run] if run else []
-        self.log = open(root.parent / f"server-{self.port}.log", "w")
-        self.proc = subprocess.Popen([sys.executable, "-m", "panel", "serve", "apps/explorer_app.py", "--address",
-                                      "127.0.0.1", "--port", str(self.port), "--args", "--runs", str(root), *extra],
-                                     cwd=repo, stdout=self.log, stderr=subprocess.STDOUT,
-                                     env={**os.environ, "PYTHONPATH": str(repo)})
-        self.url = f"http://127.0.0.1:{self.port}/explorer_app"
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                    return
-            except OSError:
-                time.sleep(0.3)
-        raise SystemExit("the server did not start")
-
-    def close(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
+def serve(repo: Path, root: Path, run: str | None = None) -> ExplorerServer:
+    """A fresh explorer server for `root` (opening `run`), listening; its log beside the runs folder."""
+    server = ExplorerServer(root, *(["--run", run] if run else []), repo=repo, log=root.parent / "server.log")
+    server.wait_listening(120)
+    return server
 
 
 def timed_goto(page, url: str, selector: str, count: int = 1, timeout: float = 600) -> float:
@@ -159,9 +131,8 @@ def main(argv=None) -> int:
             del records
         profile = tmp / "profile"
         with sync_playwright() as pw:
-            ctx = pw.chromium.launch_persistent_context(str(profile), executable_path=CHROMIUM, headless=True,
-                                                       args=ARGS, viewport={"width": 1600, "height": 1100})
-            server = Server(repo, empty)  # a fresh server, as for each run below (its first page imports the app)
+            ctx = launch_context(pw, profile)
+            server = serve(repo, empty)  # a fresh server, as for each run below (its first page imports the app)
             try:
                 page = ctx.new_page()
                 page_s = timed_goto(page, server.url, ".run-select select", timeout=args.timeout)
@@ -174,7 +145,7 @@ def main(argv=None) -> int:
             print(f"empty runs folder: the page loads in {page_s:.2f} s as a server's first page "
                   f"({warm_s:.2f} s as its second): the baseline below", flush=True)
             for n in args.sizes:
-                server = Server(repo, root, run=names[n])
+                server = serve(repo, root, names[n])
                 try:
                     page = ctx.new_page()
                     secs = timed_goto(page, server.url, ".curves .bk-Canvas", count=3, timeout=args.timeout)
@@ -184,7 +155,7 @@ def main(argv=None) -> int:
                 print(f"{names[n]}: curves drawn {secs:.2f} s after navigating: {secs / parse_s[n]:.2f}× reading + "
                       f"parsing the file in Python, {secs / page_s:.2f}× an empty page's load", flush=True)
             big = max(args.sizes)
-            server = Server(repo, root, run=names[big])
+            server = serve(repo, root, names[big])
             try:
                 first = ctx.new_page()
                 t0 = time.perf_counter()

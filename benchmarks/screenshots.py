@@ -12,25 +12,15 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from headless import CHROMIUM, ExplorerServer, launch_context  # noqa: E402
 
 
 def train_example(root: Path, steps: int) -> Path:
@@ -83,27 +73,13 @@ def main(argv=None) -> int:
     root = Path(args.runs) if args.runs else scratch / "runs"
     if not args.runs:
         train_example(root, args.steps)
-    port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "panel", "serve", "apps/explorer_app.py", "--address", "127.0.0.1",
-                               "--port", str(port), "--args", "--runs", str(root)], cwd=REPO,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = ExplorerServer(root)
     from playwright.sync_api import sync_playwright
 
     try:
         with sync_playwright() as pw:
-            ctx = pw.chromium.launch_persistent_context(str(scratch / "profile"), executable_path=CHROMIUM,
-                                                       headless=True, args=ARGS,
-                                                       viewport={"width": 1500, "height": 1000})
-            page = ctx.new_page()
-            deadline = time.time() + 90
-            while True:
-                try:
-                    page.goto(f"http://127.0.0.1:{port}/explorer_app")
-                    break
-                except Exception:
-                    if time.time() > deadline:
-                        raise
-                    time.sleep(0.5)
+            ctx = launch_context(pw, scratch / "profile", 1500, 1000)
+            page = server.open(ctx.new_page(), timeout=90)
             wait_for(page, ".map-status", " in ")  # "t-SNE of Z at step N in 3.1 s · 1,000 images"
             page.wait_for_selector(".curves .bk-Canvas", timeout=60_000)
             time.sleep(2)
@@ -132,8 +108,7 @@ def main(argv=None) -> int:
             shoot(page, out, "export")
             ctx.close()
     finally:
-        server.terminate()
-        server.wait(30)
+        server.close()
         shutil.rmtree(scratch, ignore_errors=True)
     return 0
 

@@ -17,7 +17,6 @@ import argparse
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,17 +30,11 @@ sys.path.insert(0, str(REPO))
 
 from core.rundir import Run  # noqa: E402
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+sys.path.insert(0, str(REPO / "tests"))
+from headless import CHROMIUM, free_port, goto, launch_context, stop  # noqa: E402
+
 FINAL = re.compile(r"steps in [\d.]+ s — ACC ([\d.]+)")
 SHOWN = re.compile(r"^\s*(t-SNE|UMAP) of \S+ at step ([\d,]+)")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Job:
@@ -75,11 +68,7 @@ class Job:
             time.sleep(0.2)
 
     def close(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        stop(self.proc, 60)
 
 
 def step_figures(run_dir: Path) -> dict:
@@ -100,18 +89,8 @@ def watch(url: str, job: Job, timeout: float) -> dict:
     shown: dict[int, float] = {}
     try:
         with sync_playwright() as p:
-            ctx = p.chromium.launch_persistent_context(str(profile), executable_path=CHROMIUM, headless=True,
-                                                       args=ARGS, viewport={"width": 1600, "height": 1100})
-            page = ctx.new_page()
-            deadline = time.time() + 60
-            while True:
-                try:
-                    page.goto(url)
-                    break
-                except Exception:
-                    if time.time() > deadline:
-                        raise
-                    time.sleep(0.3)
+            ctx = launch_context(p, profile)
+            page = goto(ctx.new_page(), url)
             opened = time.time()
             deadline = time.time() + timeout
             while job.final_at is None and time.time() < deadline and job.proc.poll() is None:

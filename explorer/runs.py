@@ -90,10 +90,8 @@ def _read_run_info(path: Path) -> RunInfo:
     except (RunError, OSError, ValueError) as e:
         text = str(e).replace(str(path), path.name)  # short, and the folder's name comes first
         return _broken(path, text if text.startswith(path.name) else f"{path.name}: {text}")
-    if not isinstance(config, dict):
-        return _broken(path, f"{path.name}: config.json is damaged (a JSON {type(config).__name__}, not an object)")
-    settings = config.get("settings")
-    if not isinstance(settings, dict) or not settings:
+    settings = config["settings"]  # Run.config refuses a config.json that holds no settings object
+    if not settings:
         return _broken(path, f"{path.name}: config.json has no settings")
     steps = _whole(settings.get("steps"), "settings.steps", path)
     for key in ("method", "dataset"):

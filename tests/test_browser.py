@@ -15,15 +15,13 @@ from pathlib import Path
 import pytest
 
 from conftest import BROKEN_ENTRIES, DAMAGED_ON_OPEN, REPO, copy_run, make_broken_entries
+from headless import CHROMIUM, ExplorerServer, free_port, launch_context, stop
 from core import Run, TrainConfig
 from explorer.launcher import launch
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = REPO / "tests" / "artifacts"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 if not Path(CHROMIUM).exists():
     if os.environ.get("DCX_REQUIRE_BROWSER"):
@@ -31,38 +29,11 @@ if not Path(CHROMIUM).exists():
     pytest.skip(f"{CHROMIUM} is not installed (make test installs it where it can)", allow_module_level=True)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextlib.contextmanager
 def explorer_page(browser, root, *extra):
     """`panel serve apps/explorer_app.py --runs root` on a free port and a page opened on it; the server stops after."""
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "panel", "serve", "apps/explorer_app.py", "--address", "127.0.0.1",
-                             "--port", str(port), "--args", "--runs", str(root), *extra], cwd=REPO,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        page = browser.new_page()
-        deadline = time.time() + 60
-        while True:
-            try:
-                page.goto(f"http://127.0.0.1:{port}/explorer_app")
-                break
-            except Exception:
-                if time.time() > deadline:
-                    raise
-                time.sleep(0.5)
-        yield page
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:  # a busy server on two shared cores: do not hide the test's own error
-            proc.kill()
-            proc.wait(30)
+    with ExplorerServer(root, *extra) as server:
+        yield server.open(browser.new_page())
 
 
 @pytest.fixture(scope="module")
@@ -74,23 +45,9 @@ def runs_folder(tmp_path_factory, digits_run_template):
 
 @pytest.fixture(scope="module")
 def server(runs_folder):
-    port = free_port()
-    log = open(runs_folder / "server.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "panel", "serve", "apps/explorer_app.py", "--address", "127.0.0.1",
-                             "--port", str(port), "--args", "--runs", str(runs_folder)], cwd=REPO, stdout=log,
-                            stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/explorer_app"
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                break
-        except OSError:
-            time.sleep(0.3)
-    yield url
-    proc.terminate()
-    proc.wait(30)
-    log.close()
+    with ExplorerServer(runs_folder, log=runs_folder / "server.log") as server:
+        server.wait_listening(90)
+        yield server.url
 
 
 @pytest.fixture(scope="module")
@@ -100,8 +57,7 @@ def browser():
     profile = Path(os.environ.get("TMPDIR", "/tmp")) / f"pw-profile-{os.getpid()}"
     shutil.rmtree(profile, ignore_errors=True)
     with sync_playwright() as p:
-        ctx = p.chromium.launch_persistent_context(str(profile), executable_path=CHROMIUM, headless=True, args=ARGS,
-                                                   viewport={"width": 1600, "height": 1100})
+        ctx = launch_context(p, profile)
         yield ctx
         ctx.close()
     shutil.rmtree(profile, ignore_errors=True)
@@ -415,12 +371,7 @@ def python_m_explorer(root, ip, env, *extra):
                 time.sleep(0.3)
         yield port
     finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(30)
+        stop(proc)
         log.close()
 
 
