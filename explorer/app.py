@@ -25,12 +25,14 @@ from core.rundir import Run
 
 from . import images, launcher, viewdata, views
 from .curves import Chunk, CurveStore, read_chunk
+from .clickable import ClickableHTML
 from .export_panel import ExportPanel
 from .projection import KINDS, shared_service
 from .runs import RunInfo, RunsFolder
 
 POLL_MS = 1000
 NEIGHBOURS = 16  # a single selected image shows this many nearest images
+PAGE = 100  # images a page of the selection grid shows
 STOP_CONFIRM_S = 5.0  # "Stop run" asks for a second click within this many seconds
 # While the page follows a training run, the map worker rests after each map twice as long as the map took: it
 # computes at most a third of the time (docs/explorer.md, "Watching costs the run little").
@@ -46,8 +48,10 @@ _READER = ThreadPoolExecutor(max_workers=2, thread_name_prefix="metrics-reader")
 class MetricsJob:
     """A read of metrics.jsonl on the reader thread, for one view and one run."""
 
-    future: Future
+    future: Future | None
     nbytes: int
+    sample: Chunk | None = None  # a sample of the records (`curves.sample_lines`), handed over before the rest
+    previewed: bool = False  # the sample was drawn before the whole read was in
 
 
 def _message(kind: str, text: str) -> str:
@@ -89,16 +93,25 @@ class RunView(param.Parameterized):
                                           css_classes=[f"follow{sfx}"])
         self.map_status = pn.pane.Markdown("", css_classes=[f"map-status{sfx}"], sizing_mode="stretch_width")
         self.spinner = pn.indicators.LoadingSpinner(value=False, size=20, width=20, height=20, visible=False)
-        self.legend = pn.pane.HTML("", css_classes=[f"map-legend{sfx}"], width=170)
+        self.legend = ClickableHTML("", css_classes=[f"map-legend{sfx}"], width=170)  # a click selects an entry
         self.scatter_pane = pn.pane.HoloViews(None, css_classes=[f"scatter{sfx}"], sizing_mode="stretch_width",
                                               min_height=300, linked_axes=False)
         self.curve_box = pn.Column(sizing_mode="stretch_width", css_classes=[f"curves{sfx}"])
         self.curve_note = pn.pane.Markdown("", css_classes=[f"curve-note{sfx}"], sizing_mode="stretch_width")
         self.confusion_pane = pn.pane.HoloViews(None, sizing_mode="stretch_width", css_classes=[f"confusion{sfx}"],
                                                 linked_axes=False)
-        self.gallery_pane = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=[f"gallery{sfx}"])
-        self.selection_pane = pn.pane.HTML(views.selection_html(pd.DataFrame(), np.zeros(0), 0),
-                                           sizing_mode="stretch_width", css_classes=[f"selection{sfx}"])
+        self.gallery_pane = ClickableHTML("", sizing_mode="stretch_width", css_classes=[f"gallery{sfx}"])
+        self.selection_pane = ClickableHTML(views.selection_html(pd.DataFrame(), np.zeros(0), 0),
+                                            sizing_mode="stretch_width", css_classes=[f"selection{sfx}"])
+        self.sel_prev = pn.widgets.Button(label="◀ previous", width=100, visible=False,
+                                          css_classes=[f"selection-prev{sfx}"])
+        self.sel_next = pn.widgets.Button(label="next ▶", width=100, visible=False,
+                                          css_classes=[f"selection-next{sfx}"])
+        self.sel_prev.on_click(lambda e: self.page_selection(-1))
+        self.sel_next.on_click(lambda e: self.page_selection(+1))
+        self.legend.on_pick(self.select_legend_entry)
+        self.gallery_pane.on_pick(lambda key: self.select_cluster(int(key)))
+        self.selection_pane.on_pick(lambda key: self.select_rows([int(key)]))
         self.export = ExportPanel(self, sfx)
         self.beta.param.watch(self._on_beta, "value_throttled")
         self.stop_btn.on_click(self._on_stop)
@@ -133,6 +146,7 @@ class RunView(param.Parameterized):
         self._next_follow_map = 0.0  # monotonic time before which a followed training run's next map waits
         self._map_held = False  # a map waits for the worker's rest to end
         self.selected: list[int] = []
+        self.sel_first = 0  # the place in the selection of the grid page's first image
         self.confusion = None  # the confusion view shown (its cells can be clicked)
         self.cluster_names: dict[int, str] = {}  # names a person gave clusters (RUN/cluster_names.json)
         self._stop_armed_at: float | None = None
@@ -219,6 +233,8 @@ class RunView(param.Parameterized):
         if job is not None:
             if job.future.done():
                 self._take_metrics(job)
+            else:
+                self._metrics_preview(job)
             return  # the tail is the reader's until its read is taken
         unread = self.tail.unread_bytes()
         if self.background_reads and unread > BACKGROUND_BYTES:
@@ -228,11 +244,35 @@ class RunView(param.Parameterized):
 
     def _start_metrics_job(self, nbytes: int):
         doc = pn.state.curdoc
-        job = self._metrics_job = MetricsJob(_READER.submit(read_chunk, self.tail), nbytes)
+        live_doc = doc is not None and doc.session_context is not None
+        job = self._metrics_job = MetricsJob(None, nbytes)
+
+        def sampled(chunk: Chunk):  # on the reader thread: kept for the next tick, or drawn at once on a live page
+            job.sample = chunk
+            if live_doc:
+                self._schedule_on(doc, partial(self._metrics_preview, job))
+
+        # a long run just opened: draw a sample of its records while the rest is parsed
+        job.future = _READER.submit(read_chunk, self.tail, None if self.curves.n else sampled)
         self.curve_note.object = f"reading metrics ({nbytes / 1e6:,.0f} MB)…"
-        if doc is not None and doc.session_context is not None:
+        if live_doc:
             # draw as soon as it is read, on this session's document (the periodic refresh would take it too)
             job.future.add_done_callback(lambda f: self._schedule_on(doc, partial(self._metrics_read, job)))
+
+    def _metrics_preview(self, job: MetricsJob):
+        """Draw a sample of a long run's records (`curves.sample_lines`) while the reader parses the rest."""
+        if job is not self._metrics_job or job.future.done() or job.previewed or job.sample is None:
+            return  # another run was picked meanwhile, the whole read is in already, or the sample is drawn
+        try:
+            job.previewed = True
+            self.curves.clear()
+            self._add_chunk(job.sample)
+            self._redraw_curves()
+            self.curve_note.object = (f"reading metrics ({job.nbytes / 1e6:,.0f} MB): showing {job.sample.n:,} "
+                                      "sampled records (every evaluation and setting change) until the rest is read…")
+        except Exception as e:
+            self._alert(f"{type(e).__name__}: {e}", "danger")
+            traceback.print_exc()
 
     @staticmethod
     def _schedule_on(doc, callback):
@@ -259,7 +299,10 @@ class RunView(param.Parameterized):
     def _take_metrics(self, job: MetricsJob):
         self._metrics_job = None
         self.curve_note.object = ""
-        self._add_chunk(job.future.result())
+        chunk = job.future.result()
+        if job.previewed:
+            self.curves.clear()  # the sample drawn meanwhile gives way to every record
+        self._add_chunk(chunk)
 
     def _add_chunk(self, chunk: Chunk):
         self.curves.add(chunk)
@@ -477,12 +520,13 @@ class RunView(param.Parameterized):
             matched = {}  # cluster → the class it is matched to
             if conf is not None and classes:
                 matched = {c: classes[i] for i, c in enumerate(conf.clusters[:len(classes)])}
-            rows = []
+            rows, picks = [], []
             for c, idx, size in viewdata.gallery(snap, per_cluster=10):
+                picks.append(int(c))
                 label = (viewdata.cluster_label(c, self.cluster_names) + (f" → {matched[c]}" if c in matched else "")
                          + f" ({size:,})")
                 rows.append((label, probe.images[idx]))
-            self.gallery_pane.object = views.gallery_html(rows)
+            self.gallery_pane.object = views.gallery_html(rows, picks=picks)
         self._draw_selection()
 
     def names_changed(self):
@@ -603,6 +647,29 @@ class RunView(param.Parameterized):
         rows = viewdata.cell_rows(self.snapshot, self.confusion, cluster, class_name)
         self.select_rows(rows, f"{class_name} in {cluster}")
 
+    def select_legend_entry(self, key: str):
+        """A click on a legend entry: that cluster's (or class's) images, whichever the map is coloured by."""
+        if self.colour.value == "cluster":
+            self.select_cluster(int(key))
+        elif self.colour.value == "label" and self.snapshot is not None and self.snapshot.labels is not None:
+            i = int(key)
+            names = viewdata.class_names_of(self.probe) or []
+            rows = np.flatnonzero(np.asarray(self.snapshot.labels) == i)
+            self.select_rows(rows, f"class {names[i] if i < len(names) else i}")
+
+    def select_cluster(self, cluster: int):
+        """A cluster's probe images become the selection (a legend entry's or a gallery row's click)."""
+        if self.snapshot is None:
+            return
+        rows = np.flatnonzero(self.snapshot.pred == cluster)
+        self.select_rows(rows, f"cluster {viewdata.cluster_label(cluster, self.cluster_names)}")
+
+    def page_selection(self, direction: int):
+        """The selection grid's previous or next page of PAGE images."""
+        last = max(0, (len(self.selected) - 1) // PAGE * PAGE)
+        self.sel_first = min(max(0, self.sel_first + direction * PAGE), last)
+        self._draw_selection()
+
     def select_rows(self, rows, what: str = ""):
         """Select probe rows from outside the map: the grid lists them and the map highlights them."""
         self._on_select([int(r) for r in rows])
@@ -615,16 +682,22 @@ class RunView(param.Parameterized):
 
     def _on_select(self, index):
         self.selected = list(index or [])
+        self.sel_first = 0
         self._draw_selection()
         self.export.update()
 
     def _draw_selection(self):
         if self.snapshot is None or self.probe is None:
             return
-        frame = viewdata.selection(self.snapshot, self.selected, self.probe, limit=100,
+        frame = viewdata.selection(self.snapshot, self.selected, self.probe, limit=PAGE, offset=self.sel_first,
                                    cluster_names=self.cluster_names)
         counts = viewdata.selection_counts(self.snapshot, self.selected, self.probe, self.cluster_names)
-        text = views.selection_html(frame, self.probe.images, len(self.selected), counts=counts)
+        text = views.selection_html(frame, self.probe.images, len(self.selected), counts=counts,
+                                    first=self.sel_first)
+        paged = len(self.selected) > PAGE
+        self.sel_prev.visible = self.sel_next.visible = paged
+        self.sel_prev.disabled = self.sel_first == 0
+        self.sel_next.disabled = self.sel_first + PAGE >= len(self.selected)
         if len(self.selected) == 1:  # one image (a click on the map): its nearest images in the space mapped
             near = viewdata.nearest(self.snapshot, self.space.value, self.selected[0], k=NEIGHBOURS)
             rows = viewdata.selection(self.snapshot, near, self.probe, limit=None, cluster_names=self.cluster_names)
@@ -640,7 +713,8 @@ class RunView(param.Parameterized):
         curve_controls = pn.Row(self.x_axis, self.smoothing)
         map_controls = pn.Column(pn.Row(self.kind, self.space), pn.Row(pn.pane.Markdown("colour by"), self.colour),
                                  pn.Row(self.snap_slider, self.follow), pn.Row(self.spinner, self.map_status))
-        details = pn.Tabs(("Selection", self.selection_pane), ("Confusion / sizes", self.confusion_pane),
+        selection = pn.Column(pn.Row(self.sel_prev, self.sel_next), self.selection_pane, sizing_mode="stretch_width")
+        details = pn.Tabs(("Selection", selection), ("Confusion / sizes", self.confusion_pane),
                           ("Most confident per cluster", self.gallery_pane), ("Export / name", self.export.panel()),
                           dynamic=False,
                           sizing_mode="stretch_width")

@@ -240,11 +240,13 @@ def gallery(snapshot: Snapshot, per_cluster: int = 10) -> list[tuple[int, np.nda
 
 
 def selection(snapshot: Snapshot, rows, probe: Probe | None = None, limit: int | None = 100,
-              cluster_names: dict[int, str] | None = None) -> pd.DataFrame:
-    """The selected probe rows (up to `limit`, most confident first) with cluster, confidence and label."""
+              cluster_names: dict[int, str] | None = None, offset: int = 0) -> pd.DataFrame:
+    """The selected probe rows, most confident first, from place `offset` on (up to `limit` of them), with
+    cluster, confidence and label."""
     rows = np.asarray(list(rows), dtype=np.int64)
     rows = rows[(rows >= 0) & (rows < len(snapshot.pred))]
-    rows = rows[np.argsort(-snapshot.confidence[rows], kind="stable")][:limit]
+    rows = rows[np.argsort(-snapshot.confidence[rows], kind="stable")]
+    rows = rows[offset:offset + limit] if limit is not None else rows[offset:]
     names = class_names_of(probe)
     labels = snapshot.labels
     return pd.DataFrame({

@@ -70,14 +70,16 @@ FEW_POINTS = 5  # a curve with this many points or fewer is drawn with a marker 
 
 def legend_html(names: list[str], counts: list[int]) -> str:
     """The map's legend, outside the plot: every category in order with its colour (the colours `category_cmap`
-    gives the map) and how many probe images it holds; an empty one says so."""
+    gives the map) and how many probe images it holds; an empty one says so. Each non-empty entry carries its
+    index as `data-pick` (a click selects its images: explorer.clickable)."""
     colours = category_cmap(list(names))
     rows = []
-    for name, n in zip(names, counts):
+    for i, (name, n) in enumerate(zip(names, counts)):
+        pick = f' data-pick="{i}" title="select its {n:,} images"' if n else ""
         swatch = (f'<span style="display:inline-block;width:10px;height:10px;border-radius:5px;margin-right:5px;'
                   f'background:{colours[name]};opacity:{1 if n else 0.35}"></span>')
         count = f"{n:,}" if n else "empty"
-        rows.append(f'<div class="legend-row" style="white-space:nowrap;font-size:12px;line-height:18px;'
+        rows.append(f'<div class="legend-row"{pick} style="white-space:nowrap;font-size:12px;line-height:18px;'
                     f'color:{"#222" if n else "#999"}">{swatch}{html.escape(name)} '
                     f'<span style="color:#888">({count})</span></div>')
     return f'<div class="map-legend-list" style="max-height:420px;overflow-y:auto">{"".join(rows)}</div>'
@@ -150,11 +152,13 @@ def cluster_size_bars(frame: pd.DataFrame, height: int = 300) -> hv.Bars:
                                                   title="Cluster sizes (no labels in this run)", color="#4c72b0")
 
 
-def gallery_html(rows: list[tuple[str, np.ndarray]], scale: int = 2) -> str:
+def gallery_html(rows: list[tuple[str, np.ndarray]], scale: int = 2, picks: list | None = None) -> str:
     """One line per cluster: its name and a strip of its most confident images (the paper's Fig. 4); a cluster
-    with no images says "empty"."""
+    with no images says "empty". With `picks` (one key per row), a non-empty row carries its key as `data-pick`
+    (a click selects the cluster's images)."""
     parts = ['<div class="gallery">']
-    for name, imgs in rows:
+    for i, (name, imgs) in enumerate(rows):
+        pick = f' data-pick="{picks[i]}" title="select this cluster\'s images"' if picks and len(imgs) else ""
         if len(imgs):
             strip = images.tile(imgs, ncols=len(imgs), pad=1)
             uri = images.data_uri(strip[None] if strip.ndim == 2 else strip.transpose(2, 0, 1))
@@ -162,7 +166,7 @@ def gallery_html(rows: list[tuple[str, np.ndarray]], scale: int = 2) -> str:
                      f'image-rendering:pixelated">')
         else:
             shown = '<span class="gallery-empty" style="color:#888;font-style:italic">empty</span>'
-        parts.append(f'<div class="gallery-row" style="display:flex;align-items:center;gap:8px;margin:2px 0">'
+        parts.append(f'<div class="gallery-row"{pick} style="display:flex;align-items:center;gap:8px;margin:2px 0">'
                      f'<span style="min-width:150px;font-family:monospace;font-size:12px;white-space:nowrap">'
                      f'{html.escape(name)}</span>{shown}</div>')
     parts.append("</div>")
@@ -170,21 +174,26 @@ def gallery_html(rows: list[tuple[str, np.ndarray]], scale: int = 2) -> str:
 
 
 def selection_html(frame: pd.DataFrame, probe_images: np.ndarray, total: int, size: int = 56,
-                   caption: bool = True, counts: str = "") -> str:
+                   caption: bool = True, counts: str = "", first: int = 0) -> str:
     """A grid of the selected images with their cluster, confidence and label; `counts` (the whole selection's
-    counts per cluster and per label) goes at the top."""
+    counts per cluster and per label) goes at the top; `first` is the place of the frame's first image in the
+    whole selection (a page past the first). Each image carries its probe row as `data-pick` (a click shows its
+    nearest images)."""
     if total == 0 and caption:
         return '<div class="selection-empty">Select points in the map (box or lasso) to see their images.</div>'
     cells = []
     for r in frame.itertuples():
         uri = images.data_uri(probe_images[r.row])
         caption = f"{r.cluster} · {r.confidence:.2f}" + (f"<br>{html.escape(str(r.label))}" if r.label else "")
-        cells.append(f'<div class="sel-cell" style="text-align:center;font-size:10px;font-family:monospace">'
+        cells.append(f'<div class="sel-cell" data-pick="{r.row}" title="a click shows the images closest to this one" style="text-align:center;font-size:10px;font-family:monospace">'
                      f'<img src="{uri}" width="{size}" height="{size}" style="image-rendering:pixelated"><br>'
                      f'{caption}</div>')
-    shown = f"{len(frame)} of {total}" if total > len(frame) else f"{total}"
-    head = (f'<div style="margin-bottom:4px">{shown} selected images, most confident first</div>' if caption
-            else "")
+    if total > len(frame):
+        shown = f"images {first + 1:,}–{first + len(frame):,} of {total:,}" if len(frame) else f"none of {total:,}"
+    else:
+        shown = f"{total:,}"
+    what = "selected image" if total == 1 else "selected images, most confident first"
+    head = f'<div class="selection-head" style="margin-bottom:4px">{shown} {what}</div>' if caption else ""
     if counts:
         head += f'<div class="selection-counts" style="margin-bottom:4px;font-size:11px;color:#555">{counts}</div>'
     return (f'<div class="selection">{head}<div style="display:grid;'

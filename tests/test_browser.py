@@ -63,9 +63,13 @@ def browser():
     shutil.rmtree(profile, ignore_errors=True)
 
 
-def shot(page, name):
+def shot(page, name, docs: str | None = None):
+    """A full-page screenshot in tests/artifacts/; with `docs` and DCX_DOCS_IMG=1 in the environment, also the
+    picture docs/explorer.md shows as docs/img/<docs>.png (`DCX_DOCS_IMG=1 make test` retakes them)."""
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    if docs and os.environ.get("DCX_DOCS_IMG"):
+        page.screenshot(path=str(REPO / "docs" / "img" / f"{docs}.png"), full_page=True)
 
 
 def text_of(page, selector) -> str:
@@ -148,6 +152,24 @@ def test_explorer_shows_a_run_live_and_steers_it(server, runs_folder, browser):
     assert page.locator(".gallery .gallery-row").count() == 10  # one row per cluster (an empty one says so)
     shot(page, "04-gallery")
 
+    # a click on a gallery row selects its cluster's images, so does a click on a legend entry; a click on an image
+    # of the selection grid shows its nearest images
+    row = page.locator(".gallery .gallery-row[data-pick]").last
+    k = int(row.get_attribute("data-pick"))
+    row.click()
+    said = wait_text(page, ".run-alert", rf"selected the \d+ images of cluster c{k}\b", timeout=30)
+    assert int(re.search(r"selected the (\d+)", said).group(1)) == int((snap.pred == k).sum())
+    entry = page.locator(".map-legend .legend-row[data-pick]").first
+    k = int(entry.get_attribute("data-pick"))
+    entry.click()
+    said = wait_text(page, ".run-alert", rf"selected the \d+ images of cluster c{k}\b", timeout=30)
+    assert int(re.search(r"selected the (\d+)", said).group(1)) == int((snap.pred == k).sum())
+    page.locator(".bk-tab").filter(has_text=re.compile(r"^Selection$")).first.click()
+    wait_text(page, ".selection", rf"\b{int((snap.pred == k).sum())} selected images", timeout=30)
+    page.locator(".selection .sel-cell").first.click()
+    wait_text(page, ".selection", r"its 16 nearest images in Z, nearest first", timeout=30)
+    shot(page, "04b-legend-gallery-grid-clicks")
+
     # start a long run from the page; it appears as running in the run list without reloading
     page.locator(".start-steps input").fill("100000")
     page.locator(".start-btn button").click()
@@ -182,7 +204,7 @@ def test_explorer_shows_a_run_live_and_steers_it(server, runs_folder, browser):
     page.locator(".compare input").check()
     wait_text(page, ".run-status-b", r"digits-", timeout=30)
     page.wait_for_selector(".scatter-b .bk-Canvas", timeout=90_000)
-    shot(page, "07-side-by-side")
+    shot(page, "07-side-by-side", docs="side-by-side")
     assert not errors, errors
 
 
@@ -318,7 +340,7 @@ def test_tuning_tab_draws_a_map_per_value_and_saves_a_mark(tmp_path, browser):
         maps = page.locator(".session-map .bk-Canvas")
         assert maps.count() == 3, f"{maps.count()} of 3 maps drawn"
         time.sleep(2)  # let the last one paint
-        shot(page, "11-tuning-session")
+        shot(page, "11-tuning-session", docs="tuning")
         boxes = [maps.nth(i).bounding_box() for i in range(3)]
         assert all(b["width"] >= 200 and b["height"] >= 200 for b in boxes), boxes
         assert boxes[0]["x"] + boxes[0]["width"] <= boxes[1]["x"], "maps overlap instead of standing side by side"
@@ -475,7 +497,7 @@ def test_compare_tab_overlays_three_runs_with_the_set_rule_and_sorts_its_table(t
         assert charts.count() == 10, f"{charts.count()} charts"
         time.sleep(4)  # let them paint
         page.locator(".compare-charts").first.scroll_into_view_if_needed()
-        shot(page, "12-compare")
+        shot(page, "12-compare", docs="compare")
         charts.first.screenshot(path=str(ARTIFACTS / "12-compare-w-chart.png"))
         assert coloured_pixels(charts.first.screenshot()) > 300
         assert not errors, errors

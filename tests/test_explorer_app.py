@@ -304,6 +304,7 @@ def test_switching_runs_resets_the_snapshot_slider_and_says_when_there_is_no_sna
     assert "no snapshot" in view.map_status.object
 def test_a_long_runs_metrics_are_read_off_the_calling_thread(digits_run_template, service, tmp_path, monkeypatch):
     import explorer.app as app_module
+    from explorer import curves
     from explorer.curves import MAX_POINTS
 
     run = copy_run(digits_run_template, tmp_path / "long")
@@ -317,16 +318,19 @@ def test_a_long_runs_metrics_are_read_off_the_calling_thread(digits_run_template
             f.write(json.dumps(rec) + "\n")
     size = (run / "metrics.jsonl").stat().st_size
     assert size > 4_000_000
-    readers = []
+    readers, release = [], threading.Event()
     real_read = app_module.read_chunk
 
-    def slow_read(tail):  # a slow disk: the parse must not hold up the caller
+    def slow_read(tail, on_preview=None):  # the first read holds after its sample until the test lets it go on
         readers.append(threading.current_thread())
         if len(readers) == 1:
-            time.sleep(1.5)
-        return real_read(tail)
+            assert on_preview is not None  # an empty store: a sample is wanted
+            return real_read(tail, lambda chunk: (on_preview(chunk), release.wait(60)))
+        return real_read(tail, on_preview)
 
     monkeypatch.setattr(app_module, "read_chunk", slow_read)
+    monkeypatch.setattr(curves, "PREVIEW_MIN_LINES", 5_000)  # a sample of these 12,000 records: about 1,000 + evals
+    monkeypatch.setattr(curves, "PREVIEW_LINES", 1_000)
     view = RunView(service)
     t0 = time.monotonic()
     view.set_run(str(run))
@@ -337,8 +341,19 @@ def test_a_long_runs_metrics_are_read_off_the_calling_thread(digits_run_template
     while view.curves.n == 0 and time.monotonic() < deadline:
         time.sleep(0.2)
         view.refresh()  # one read at a time: a tick while it reads starts no second one
+    # the sample is drawn while the rest is read: every 12th record, every evaluation record, the last one
+    steps = view.curves.column("step")
+    evaluated = {i for i in range(1, n + 1) if "acc" in train[i % len(train)]}
+    assert set(steps.astype(int)) == set(range(1, n + 1, 12)) | evaluated | {n}
+    assert "showing" in view.curve_note.object and "sampled records" in view.curve_note.object
+    assert view.curve_box.objects  # the curves are drawn from the sample
+    release.set()
+    while view.curves.n < n and time.monotonic() < deadline:
+        time.sleep(0.2)
+        view.refresh()
     assert readers and readers[0] is not threading.current_thread() and len(readers) == 1
     assert view.curves.n == n and view.curve_note.object == ""
+    np.testing.assert_array_equal(view.curves.column("step"), np.arange(1, n + 1))  # the sample gave way
     w = view.curve_pipes[view.groups[0][0]].data
     line = w[w.metric == "W curve (−L^C)"]
     assert len(line) <= MAX_POINTS and line.x.max() == n
@@ -405,3 +420,53 @@ def test_one_selected_image_shows_its_nearest_images_and_a_selection_its_counts(
     view._on_select(list(range(40)))  # many images: counts per cluster and label at the top, no neighbours
     html = view.selection_pane.object
     assert "by cluster: " in html and "by label: " in html and "nearest" not in html
+
+
+def test_legend_gallery_and_grid_clicks_select_images_and_the_grid_pages_past_100(run_dir, service):
+    """A click on a legend entry or a gallery row selects that cluster's (or class's) images; a click on an image
+    of the grid shows its nearest images; a selection of more than 100 pages through the grid, 100 at a time."""
+    import re
+
+    view = RunView(service)
+    view.set_run(str(run_dir))
+    wait_for_map(view)
+    snap = view.snapshot
+    sizes = np.bincount(snap.pred, minlength=snap.z_c.shape[1])
+    c = int(np.argmax(sizes))  # the largest cluster
+    picks = re.findall(r'data-pick="(\d+)"', view.legend.object)
+    assert picks == [str(k) for k in range(len(sizes)) if sizes[k]]  # every non-empty cluster, none empty
+    view.legend.pick(str(c))  # as the browser's click message does
+    assert sorted(view.selected) == np.flatnonzero(snap.pred == c).tolist()
+    assert view.scatter_pipe.data.attrs["selected"] == view.selected and "selected the" in view.alert.object
+    # coloured by label, the legend's entries are classes
+    view.colour.value = "label"
+    view.legend.pick("3")
+    assert sorted(view.selected) == np.flatnonzero(snap.labels == 3).tolist()
+    view.colour.value = "cluster"
+    # the gallery's rows carry their cluster
+    gallery_picks = re.findall(r'class="gallery-row" data-pick="(\d+)"', view.gallery_pane.object)
+    assert set(gallery_picks) == {str(k) for k in range(len(sizes)) if sizes[k]}
+    other = int(np.argsort(sizes)[-2])
+    view.gallery_pane.pick(str(other))
+    assert sorted(view.selected) == np.flatnonzero(snap.pred == other).tolist()
+    # an image of the grid: its nearest images
+    first = re.search(r'class="sel-cell" data-pick="(\d+)"', view.selection_pane.object).group(1)
+    view.selection_pane.pick(first)
+    assert view.selected == [int(first)] and "its 16 nearest images" in view.selection_pane.object
+    # a selection of 250 images: pages of 100, most confident first; a new selection starts at its first page
+    rows = list(range(250))
+    view.select_rows(rows)
+    order = np.array(rows)[np.argsort(-snap.confidence[rows], kind="stable")]
+    shown = lambda: [int(r) for r in re.findall(r'class="sel-cell" data-pick="(\d+)"', view.selection_pane.object)]  # noqa: E731
+    assert "images 1–100 of 250 selected images" in view.selection_pane.object and shown() == order[:100].tolist()
+    assert view.sel_prev.visible and view.sel_prev.disabled and not view.sel_next.disabled
+    view.page_selection(+1)
+    view.page_selection(+1)
+    assert "images 201–250 of 250" in view.selection_pane.object and shown() == order[200:].tolist()
+    assert view.sel_next.disabled and not view.sel_prev.disabled
+    view.page_selection(+1)  # past the last page: stays
+    assert shown() == order[200:].tolist()
+    view.page_selection(-1)
+    assert shown() == order[100:200].tolist()
+    view.select_rows(list(range(10)))
+    assert view.sel_first == 0 and not view.sel_next.visible and "10 selected images" in view.selection_pane.object
