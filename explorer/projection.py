@@ -134,17 +134,19 @@ def _import_map_libraries() -> None:
     import sklearn.neighbors  # noqa: F401
 
 
-def _worker_init() -> None:
-    """Ctrl-C is the server's business: the worker ends when the server shuts the pool down, or when the server
-    dies without doing so (killed: a pool worker would otherwise wait for work forever). The worker yields its core
-    to a trainer (a lower priority), so that watching a run does not slow it down."""
+def _worker_init(server: int) -> None:
+    """Ctrl-C is the server's business: the worker ends when the server (process `server`) shuts the pool down, or
+    when the server dies without doing so (killed: a pool worker would otherwise wait for work forever), also when
+    it died while the worker was still starting. The worker yields its core to a trainer (a lower priority), so
+    that watching a run does not slow it down."""
     import signal
 
     from core.cpu_budget import lower_priority
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     lower_priority()
-    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True, name="parent-watch").start()
+    # the server's pid, not os.getppid() here: a server killed while this worker imported has left it to init
+    threading.Thread(target=_exit_with_parent, args=(server,), daemon=True, name="parent-watch").start()
 
 
 def _exit_with_parent(parent: int, every: float = 1.0) -> None:
@@ -208,7 +210,7 @@ class ProjectionService:
         if self._pool is None:
             if self._processes:
                 self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
-                                                 initializer=_worker_init)
+                                                 initializer=_worker_init, initargs=(os.getpid(),))
             else:
                 from concurrent.futures import ThreadPoolExecutor
 

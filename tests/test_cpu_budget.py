@@ -81,3 +81,33 @@ def test_the_map_worker_ends_when_its_server_is_killed(tmp_path):
         time.sleep(0.2)
     alive = os.path.exists(f"/proc/{worker}") and open(f"/proc/{worker}/stat").read().split()[2] != "Z"
     assert not alive, "the map worker outlived its server"
+
+
+@pytest.mark.slow  # a short-lived server process and its worker (about 10 s)
+def test_a_map_worker_whose_server_died_while_it_started_ends_too(tmp_path):
+    """A server killed in the seconds its map worker spends importing left the worker to init before the worker
+    looked at its parent; it waited for work forever (850 MB each; found after a test session)."""
+    import subprocess
+    import sys
+    import time
+
+    out = subprocess.run([sys.executable, "-c", (
+        "import os\n"
+        "from explorer.projection import ProjectionService\n"
+        "pool = ProjectionService(processes=True)._executor()\n"
+        "pool.submit(os.getpid)  # starts the worker\n"
+        "print(*pool._processes, flush=True)\n"
+        "os._exit(0)  # gone before the worker has imported anything\n")], capture_output=True, text=True,
+        cwd=str(tmp_path), env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}, timeout=120).stdout
+    worker = int(out.split()[0])
+    deadline = time.time() + 60
+    alive = True
+    while alive and time.time() < deadline:
+        try:
+            alive = open(f"/proc/{worker}/stat").read().split()[2] != "Z"
+        except OSError:
+            alive = False
+        time.sleep(0.2)
+    if alive:
+        os.kill(worker, 9)
+    assert not alive, "the map worker outlived a server that died while it started"
