@@ -924,7 +924,8 @@ def remote_refusal(allow_remote: bool = False) -> pn.viewable.Viewable | None:
 def create_app(runs: str | Path = "runs", run: str | None = None, allow_remote: bool = False,
                poll_ms: int = POLL_MS, data_root: str | Path | None = None) -> pn.viewable.Viewable:
     """One page for one browser session."""
-    pn.extension(sizing_mode="stretch_width", notifications=False)
+    # Tabulator (the Compare tab) named here: else only a server's first page gets its script, later pages stay blank
+    pn.extension("tabulator", sizing_mode="stretch_width", notifications=False)
     hv.extension("bokeh", logo=False)
     refusal = remote_refusal(allow_remote)
     if refusal is not None:
