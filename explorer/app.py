@@ -48,10 +48,8 @@ _READER = ThreadPoolExecutor(max_workers=2, thread_name_prefix="metrics-reader")
 class MetricsJob:
     """A read of metrics.jsonl on the reader thread, for one view and one run."""
 
-    future: Future | None
+    future: Future
     nbytes: int
-    sample: Chunk | None = None  # a sample of the records (`curves.sample_lines`), handed over before the rest
-    previewed: bool = False  # the sample was drawn before the whole read was in
 
 
 def _message(kind: str, text: str) -> str:
@@ -233,8 +231,6 @@ class RunView(param.Parameterized):
         if job is not None:
             if job.future.done():
                 self._take_metrics(job)
-            else:
-                self._metrics_preview(job)
             return  # the tail is the reader's until its read is taken
         unread = self.tail.unread_bytes()
         if self.background_reads and unread > BACKGROUND_BYTES:
@@ -244,35 +240,11 @@ class RunView(param.Parameterized):
 
     def _start_metrics_job(self, nbytes: int):
         doc = pn.state.curdoc
-        live_doc = doc is not None and doc.session_context is not None
-        job = self._metrics_job = MetricsJob(None, nbytes)
-
-        def sampled(chunk: Chunk):  # on the reader thread: kept for the next tick, or drawn at once on a live page
-            job.sample = chunk
-            if live_doc:
-                self._schedule_on(doc, partial(self._metrics_preview, job))
-
-        # a long run just opened: draw a sample of its records while the rest is parsed
-        job.future = _READER.submit(read_chunk, self.tail, None if self.curves.n else sampled)
+        job = self._metrics_job = MetricsJob(_READER.submit(read_chunk, self.tail), nbytes)
         self.curve_note.object = f"reading metrics ({nbytes / 1e6:,.0f} MB)…"
-        if live_doc:
+        if doc is not None and doc.session_context is not None:
             # draw as soon as it is read, on this session's document (the periodic refresh would take it too)
             job.future.add_done_callback(lambda f: self._schedule_on(doc, partial(self._metrics_read, job)))
-
-    def _metrics_preview(self, job: MetricsJob):
-        """Draw a sample of a long run's records (`curves.sample_lines`) while the reader parses the rest."""
-        if job is not self._metrics_job or job.future.done() or job.previewed or job.sample is None:
-            return  # another run was picked meanwhile, the whole read is in already, or the sample is drawn
-        try:
-            job.previewed = True
-            self.curves.clear()
-            self._add_chunk(job.sample)
-            self._redraw_curves()
-            self.curve_note.object = (f"reading metrics ({job.nbytes / 1e6:,.0f} MB): showing {job.sample.n:,} "
-                                      "sampled records (every evaluation and setting change) until the rest is read…")
-        except Exception as e:
-            self._alert(f"{type(e).__name__}: {e}", "danger")
-            traceback.print_exc()
 
     @staticmethod
     def _schedule_on(doc, callback):
@@ -299,10 +271,7 @@ class RunView(param.Parameterized):
     def _take_metrics(self, job: MetricsJob):
         self._metrics_job = None
         self.curve_note.object = ""
-        chunk = job.future.result()
-        if job.previewed:
-            self.curves.clear()  # the sample drawn meanwhile gives way to every record
-        self._add_chunk(chunk)
+        self._add_chunk(job.future.result())
 
     def _add_chunk(self, chunk: Chunk):
         self.curves.add(chunk)

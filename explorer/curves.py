@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,8 +22,6 @@ import pandas as pd
 MAX_POINTS = 2000  # points per drawn line
 BATCH = 2000  # lines parsed per json.loads call: each call holds the GIL, so a reading thread yields between them
 X_KEYS = ("step", "time", "epoch")
-PREVIEW_LINES = 4000  # lines sampled for the first view of a long run (read_chunk's on_preview)
-PREVIEW_MIN_LINES = 40_000  # below this, parsing every line takes under half a second: no sample
 
 
 def smooth(values, weight: float) -> np.ndarray:
@@ -126,7 +123,6 @@ class Chunk:
     skipped: int = 0
     restarted: bool = False
     nbytes: int = 0
-    preview: bool = False  # a sample of the lines read (`sample_lines`): the whole chunk follows
 
     @property
     def n(self) -> int:
@@ -178,40 +174,9 @@ def parse_lines(lines: list[bytes], batch: int = BATCH) -> Chunk:
     return chunk
 
 
-def sample_lines(lines: list[bytes], target: int | None = None) -> list[bytes] | None:
-    """About `target` (default PREVIEW_LINES) of the lines, in order, for a first view of a long run's curves while the rest is parsed:
-    every k-th line, every line that is not a train record (β_Aug changes, events) and every line carrying a key
-    that the evenly spaced lines show to be sparse (the evaluation records: ACC, NMI, ... every few hundred steps),
-    so that every sparse curve and every rule is exact and the dense curves are every k-th point. None when the lines
-    are too few for a sample to save time."""
-    if len(lines) < PREVIEW_MIN_LINES:
-        return None
-    k = max(1, len(lines) // (target or PREVIEW_LINES))
-    picked = set(range(0, len(lines), k))
-    picked.add(len(lines) - 1)
-    sampled = [lines[i] for i in sorted(picked)]
-    columns = parse_lines(sampled).columns
-    markers = [b'"' + key.encode() + b'"' for key in columns.keys() if np.isnan(columns.get(key)).mean() > 0.5]
-    picked.update(i for i, line in enumerate(lines) if b'"train"' not in line)
-    if markers:  # one regular-expression pass over the joined lines, hits mapped to lines by their offsets
-        starts = np.cumsum(np.fromiter((len(line) + 1 for line in lines), dtype=np.int64, count=len(lines)))
-        found = re.compile(b"|".join(re.escape(m) for m in markers)).finditer(b"\n".join(lines))
-        picked.update(np.searchsorted(starts, [m.start() for m in found], side="right").tolist())
-    return [lines[i] for i in sorted(picked)]
-
-
-def read_chunk(tail, on_preview=None) -> Chunk:
-    """What is new in a `core.rundir.MetricsTail`, parsed (safe on a thread as long as nothing else uses the tail).
-    With `on_preview`, a long read first hands it the chunk of a sample of the lines (`sample_lines`, with
-    `preview=True`), so that a view can draw while the rest is parsed."""
+def read_chunk(tail) -> Chunk:
+    """What is new in a `core.rundir.MetricsTail`, parsed (safe on a thread as long as nothing else uses the tail)."""
     lines = tail.read_lines()
-    if on_preview is not None:
-        sample = sample_lines(lines)
-        if sample is not None:
-            preview = parse_lines(sample)
-            preview.preview = True
-            preview.restarted = tail.restarted
-            on_preview(preview)
     chunk = parse_lines(lines)
     chunk.restarted = tail.restarted
     tail.skipped += chunk.skipped

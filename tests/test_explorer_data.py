@@ -307,45 +307,6 @@ def test_curve_store_read_in_pieces_equals_read_at_once(tmp_path):
     assert [r["step"] for r in once.records()] == list(range(1, 501))
 
 
-def test_a_long_runs_first_view_is_a_sample_with_every_evaluation_and_setting_change(tmp_path):
-    """read_chunk's preview (drawn while a long run's metrics are parsed): every k-th record, every evaluation record
-    and every non-train record, exactly; then the whole chunk equals a read without preview."""
-    from core.rundir import MetricsTail
-    from explorer.curves import PREVIEW_LINES, PREVIEW_MIN_LINES, CurveStore, read_chunk, sample_lines
-
-    n = PREVIEW_MIN_LINES + 2_000
-    records = train_records(n, eval_every=97)  # evaluations not on the sampling stride
-    change = {"kind": "set", "step": 5003, "setting": "beta_aug", "value": 3.0, "previous": 2.0, "source": "api",
-              "beta_aug": 3.0}
-    path = tmp_path / "metrics.jsonl"
-    write_jsonl(path, records[:5003] + [change] + records[5003:])
-    seen = []
-    chunk = read_chunk(MetricsTail(path), on_preview=seen.append)
-    (preview,) = seen
-    assert preview.preview and not chunk.preview and chunk.n == n
-    store = CurveStore()
-    store.add(preview)
-    steps = store.column("step").astype(int)
-    lines = n + 1
-    k = lines // PREVIEW_LINES
-    evaluated = {r["step"] for r in records if "acc" in r}
-    step_of_line = lambda i: i + 1 if i < 5003 else i  # noqa: E731  (line 5003 is the change)
-    every_kth = {step_of_line(i) for i in range(0, lines, k) if i != 5003}
-    assert steps.tolist() == sorted(every_kth | evaluated | {n})  # in order: every k-th, every evaluation, the last
-    assert store.set_records == [change]
-    acc = store.series("acc")
-    np.testing.assert_array_equal(acc[1], [r["acc"] for r in records if "acc" in r])  # the ACC curve is exact
-    full = CurveStore()
-    full.read(MetricsTail(path))
-    for key in full.columns.keys():
-        np.testing.assert_array_equal(chunk.columns.get(key), full.column(key))
-    # a short run is read whole at once: no sample
-    assert sample_lines([b"{}"] * (PREVIEW_MIN_LINES - 1)) is None
-    write_jsonl(path, records[:100])
-    seen.clear()
-    assert read_chunk(MetricsTail(path), on_preview=seen.append).n == 100 and seen == []
-
-
 def test_curve_store_smoothing_equals_viewdata_smooth():
     from explorer.curves import smooth
 
