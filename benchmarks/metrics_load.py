@@ -166,7 +166,6 @@ def main(argv=None) -> int:
                     page.close()
                     page = ctx.new_page()  # a second page: a new session reads the run again, on a warm server
                     warm = timed_goto(page, server.url, ".curves .bk-Canvas", count=3, timeout=args.timeout)
-                    sampled = "sampled" in note_text(page)
                     whole = warm + wait_note_gone(page, args.timeout)
                     page.close()
                 finally:
@@ -174,7 +173,7 @@ def main(argv=None) -> int:
                 print(f"{names[n]}: curves drawn {secs:.2f} s after navigating to a fresh server: "
                       f"{secs / parse_s[n]:.2f}× reading + parsing the file in Python, {secs / page_s:.2f}× an empty "
                       f"page's load; on a server that has served a page: {warm:.2f} s ({warm / warm_s:.2f}× an empty "
-                      f"page there{', from a sample of the records' if sampled else ''}), every record drawn after "
+                      f"page there), every record drawn after "
                       f"{whole:.2f} s ({whole / parse_s[n]:.2f}× reading + parsing)", flush=True)
             big = max(args.sizes)
             server = serve(repo, root, names[big])
