@@ -108,8 +108,8 @@ class RunView(param.Parameterized):
         self.sel_prev.on_click(lambda e: self.page_selection(-1))
         self.sel_next.on_click(lambda e: self.page_selection(+1))
         self.legend.on_pick(self.select_legend_entry)
-        self.gallery_pane.on_pick(lambda key: self.select_cluster(int(key)))
-        self.selection_pane.on_pick(lambda key: self.select_rows([int(key)]))
+        self.gallery_pane.on_pick(self.select_gallery_row)
+        self.selection_pane.on_pick(self.select_grid_image)
         self.export = ExportPanel(self, sfx)
         self.beta.param.watch(self._on_beta, "value_throttled")
         self.stop_btn.on_click(self._on_stop)
@@ -616,15 +616,38 @@ class RunView(param.Parameterized):
         rows = viewdata.cell_rows(self.snapshot, self.confusion, cluster, class_name)
         self.select_rows(rows, f"{class_name} in {cluster}")
 
+    def _picked(self, key: str, size: int) -> int | None:
+        """A clicked element's key as an index below `size` (keys come from the browser: anything else is
+        ignored)."""
+        try:
+            i = int(key)
+        except (TypeError, ValueError):
+            return None
+        return i if self.snapshot is not None and 0 <= i < size else None
+
     def select_legend_entry(self, key: str):
         """A click on a legend entry: that cluster's (or class's) images, whichever the map is coloured by."""
-        if self.colour.value == "cluster":
-            self.select_cluster(int(key))
-        elif self.colour.value == "label" and self.snapshot is not None and self.snapshot.labels is not None:
-            i = int(key)
+        snap = self.snapshot
+        if snap is None:
+            return
+        if self.colour.value == "cluster" and (c := self._picked(key, snap.z_c.shape[1])) is not None:
+            self.select_cluster(c)
+        elif self.colour.value == "label" and snap.labels is not None:
             names = viewdata.class_names_of(self.probe) or []
-            rows = np.flatnonzero(np.asarray(self.snapshot.labels) == i)
-            self.select_rows(rows, f"class {names[i] if i < len(names) else i}")
+            i = self._picked(key, max(len(names), int(np.max(snap.labels, initial=-1)) + 1))
+            if i is not None:
+                rows = np.flatnonzero(np.asarray(snap.labels) == i)
+                self.select_rows(rows, f"class {names[i] if i < len(names) else i}")
+
+    def select_gallery_row(self, key: str):
+        """A click on a gallery row: its cluster's images."""
+        if (c := self._picked(key, self.snapshot.z_c.shape[1] if self.snapshot is not None else 0)) is not None:
+            self.select_cluster(c)
+
+    def select_grid_image(self, key: str):
+        """A click on an image of the selection grid: that image alone, with its nearest images."""
+        if (row := self._picked(key, len(self.snapshot.pred) if self.snapshot is not None else 0)) is not None:
+            self.select_rows([row])
 
     def select_cluster(self, cluster: int):
         """A cluster's probe images become the selection (a legend entry's or a gallery row's click)."""

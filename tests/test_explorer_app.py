@@ -455,3 +455,10 @@ def test_legend_gallery_and_grid_clicks_select_images_and_the_grid_pages_past_10
     assert shown() == order[100:200].tolist()
     view.select_rows(list(range(10)))
     assert view.sel_first == 0 and not view.sel_next.visible and "10 selected images" in view.selection_pane.object
+    # keys come from the browser: anything that is not one of the page's own is ignored
+    for pane in (view.legend, view.gallery_pane, view.selection_pane):
+        for key in ("abc", "-1", "99999", "1.5", ""):
+            pane.pick(key)
+    view.colour.value = "label"
+    view.legend.pick("42")
+    assert view.selected == list(range(10))
