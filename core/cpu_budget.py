@@ -31,7 +31,8 @@ def share(parts: int, total: int | None = None) -> int:
     return max(1, (total or cores()) // max(1, parts))
 
 
-def _env_int(name: str, default: int, low: int, high: int) -> int:
+def env_int(name: str, default: int, low: int, high: int) -> int:
+    """An integer setting from the environment, clamped to [low, high]; the default when unset or not a number."""
     try:
         return min(high, max(low, int(os.environ.get(name, default))))
     except ValueError:
@@ -40,11 +41,11 @@ def _env_int(name: str, default: int, low: int, high: int) -> int:
 
 def map_threads() -> int:
     """Threads of the map worker: one unless DCE_MAP_THREADS says otherwise."""
-    return _env_int(MAP_THREADS_ENV, 1, 1, cores())
+    return env_int(MAP_THREADS_ENV, 1, 1, cores())
 
 
 def map_nice() -> int:
-    return _env_int(MAP_NICE_ENV, MAP_NICE, 0, 19)
+    return env_int(MAP_NICE_ENV, MAP_NICE, 0, 19)
 
 
 def lower_priority(niceness: int | None = None) -> None:
