@@ -5,8 +5,10 @@ browser tab waits for its run list meanwhile; headless Chromium against `panel s
 
 Writes synthetic finished DCCS runs (config.json and status.json as the engine writes them, records shaped as its
 `train` records with every key, the evaluation keys every 100 records) with 1k, 20k and 200k records, then for each:
-the time from navigating to a page showing that run to its curve plots being drawn (all panels' canvases), and, while
-the largest run loads in one tab, the time a second tab waits for its run list. Baselines, measured in the same
+the time from navigating to a page showing that run to its curve plots being drawn (all panels' canvases), on a fresh
+server and on one that has served a page; the time from picking the largest run in the run list of a page that shows
+the smallest to its curves; and, while the largest run loads in one tab, the time a second tab waits for its run
+list. Baselines, measured in the same
 invocation: reading and parsing the file alone in Python (`Run.metrics()`), and the page's load time for an empty
 runs folder. `--repo` serves another checkout's app (to compare with an earlier commit on the same machine).
 Needs /usr/bin/chromium and the playwright package.
@@ -115,6 +117,22 @@ def wait_note_gone(page, timeout: float) -> float:
     return time.perf_counter() - t0
 
 
+def pick_run(page, name: str, timeout: float) -> float:
+    """Seconds from choosing run `name` in the page's run list until its curves are drawn (the previous run's plots
+    go first: the count of curve canvases drops to none, then comes back)."""
+    labels = page.locator(".run-select select option").all_text_contents()
+    label = next(t for t in labels if t.strip().startswith(name))
+    t0 = time.perf_counter()
+    page.locator(".run-select select").select_option(label=label)
+    deadline = t0 + timeout
+    while page.locator(".curves .bk-Canvas").count() >= 3:
+        if time.perf_counter() > deadline:
+            raise SystemExit(f"{name}: the previous run's curves never went")
+        time.sleep(0.02)
+    wait_count(page, ".curves .bk-Canvas", 3, deadline - time.perf_counter())
+    return time.perf_counter() - t0
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", type=int, nargs="+", default=[1000, 20_000, 200_000])
@@ -176,6 +194,19 @@ def main(argv=None) -> int:
                       f"page there), every record drawn after "
                       f"{whole:.2f} s ({whole / parse_s[n]:.2f}× reading + parsing)", flush=True)
             big = max(args.sizes)
+            if len(args.sizes) > 1:  # the large run picked in the run list of a page that shows a small one
+                small = min(args.sizes)
+                server = serve(repo, root, names[small])
+                try:
+                    page = ctx.new_page()
+                    timed_goto(page, server.url, ".curves .bk-Canvas", count=3, timeout=args.timeout)
+                    picked = pick_run(page, names[big], args.timeout)
+                    page.close()
+                finally:
+                    server.close()
+                print(f"{names[big]} picked in the run list of a page showing {names[small]} (a server that has "
+                      f"served a page, the run not read before): curves drawn after {picked:.2f} s "
+                      f"({picked / warm_s:.2f}× an empty page's load there)", flush=True)
             server = serve(repo, root, names[big])
             try:
                 first = ctx.new_page()

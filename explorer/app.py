@@ -24,7 +24,7 @@ from core.errors import RunError, UserError
 from core.rundir import Run
 
 from . import images, launcher, viewdata, views
-from .curves import Chunk, CurveStore, read_chunk
+from .curves import READ_CACHE, Chunk, CurveStore, read_chunk, read_chunk_kept
 from .clickable import ClickableHTML
 from .export_panel import ExportPanel
 from .projection import KINDS, shared_service
@@ -233,14 +233,19 @@ class RunView(param.Parameterized):
                 self._take_metrics(job)
             return  # the tail is the reader's until its read is taken
         unread = self.tail.unread_bytes()
+        if unread > BACKGROUND_BYTES:
+            kept = READ_CACHE.take(self.tail)  # another page of this server has parsed this file already
+            if kept is not None:
+                self._add_chunk(kept)
+                unread = self.tail.unread_bytes()
         if self.background_reads and unread > BACKGROUND_BYTES:
             self._start_metrics_job(unread)
             return
-        self._add_chunk(read_chunk(self.tail))
+        self._add_chunk(read_chunk_kept(self.tail) if unread > BACKGROUND_BYTES else read_chunk(self.tail))
 
     def _start_metrics_job(self, nbytes: int):
         doc = pn.state.curdoc
-        job = self._metrics_job = MetricsJob(_READER.submit(read_chunk, self.tail), nbytes)
+        job = self._metrics_job = MetricsJob(_READER.submit(read_chunk_kept, self.tail), nbytes)
         self.curve_note.object = f"reading metrics ({nbytes / 1e6:,.0f} MB)…"
         if doc is not None and doc.session_context is not None:
             # draw as soon as it is read, on this session's document (the periodic refresh would take it too)
@@ -261,6 +266,10 @@ class RunView(param.Parameterized):
     def _metrics_read(self, job: MetricsJob):
         if job is not self._metrics_job:
             return  # another run was picked meanwhile, or the tick took it first
+        if not pn.state.loaded:
+            # the browser is still building the page: plots added now were seen never to appear (one page in two
+            # when two opened together); the page's first tick, at load, takes the read instead
+            return
         try:
             self._take_metrics(job)
             self._redraw_curves()
@@ -876,7 +885,10 @@ class ExplorerApp(param.Parameterized):
         return pn.Row(sidebar, self.tabs, sizing_mode="stretch_width")
 
     def start_polling(self):
+        """At page load: the periodic refresh, and one refresh now (a read that finished while the page was still
+        being built is drawn at once)."""
         pn.state.add_periodic_callback(self.tick, period=self.poll_ms)
+        self.tick()
 
 
 def logged_in_user() -> str | None:

@@ -24,7 +24,7 @@ from core.errors import UserError
 from core.rundir import Run
 
 from . import viewdata
-from .curves import CurveStore, read_chunk
+from .curves import READ_CACHE, CurveStore, read_chunk_kept
 from .runs import ARCHIVED, TRASH, RunInfo, read_run_info
 
 BACKGROUND_BYTES = 1 << 20  # more unread metrics than this are read on the reader thread (as RunView does)
@@ -63,11 +63,13 @@ class RunTrack:
             if not self.job.done():
                 return False
             chunk, self.job = self.job.result(), None
+        elif (kept := READ_CACHE.take(self.tail)) is not None:  # parsed already for another page or view
+            chunk = kept
         elif background and self.tail.unread_bytes() > BACKGROUND_BYTES:
-            self.job = _READER.submit(read_chunk, self.tail)
+            self.job = _READER.submit(read_chunk_kept, self.tail)
             return False
         else:
-            chunk = read_chunk(self.tail)
+            chunk = read_chunk_kept(self.tail)
         self.store.add(chunk)
         changed = bool(chunk.n or chunk.others or chunk.restarted)
         self.reads += changed

@@ -14,10 +14,21 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+try:
+    import orjson
+
+    _LOADS = (orjson.loads, json.loads)
+except ImportError:  # an install without it parses at json's speed
+    _LOADS = (json.loads,)
 
 MAX_POINTS = 2000  # points per drawn line
 BATCH = 2000  # lines parsed per json.loads call: each call holds the GIL, so a reading thread yields between them
@@ -130,12 +141,17 @@ class Chunk:
 
 
 def _parse_batch(lines: list[bytes]) -> tuple[list, int]:
-    try:
-        out = json.loads(b"[" + b",".join(lines) + b"]")
-        if len(out) == len(lines):
-            return out, 0
-    except ValueError:
-        pass
+    """The lines' JSON values and how many lines were not JSON: one orjson call for the batch (twice as fast as
+    json's), then json's (which also takes the NaN and Infinity that Python's json writes and orjson refuses),
+    then line by line."""
+    text = b"[" + b",".join(lines) + b"]"
+    for loads in _LOADS:
+        try:
+            out = loads(text)
+            if len(out) == len(lines):
+                return out, 0
+        except ValueError:  # orjson.JSONDecodeError is a ValueError
+            pass
     out, skipped = [], 0
     for line in lines:
         try:
@@ -180,6 +196,100 @@ def read_chunk(tail) -> Chunk:
     chunk = parse_lines(lines)
     chunk.restarted = tail.restarted
     tail.skipped += chunk.skipped
+    return chunk
+
+
+@dataclass
+class _Kept:
+    identity: tuple[int, int]  # (device, inode) of the file read
+    offset: int
+    pending: bytes
+    skipped: int
+    tail_bytes: bytes  # the bytes just before `offset`: an in-place rewrite of the file shows as a difference
+    chunk: Chunk
+    size: int  # bytes held (the columns), for the cache's budget
+
+
+class ReadCache:
+    """Large reads of metrics.jsonl kept for the server process: the next page (or view) that opens the same run
+    takes the parsed columns instead of parsing the file again, and reads only what was written since. A 200,000-record
+    run's 93 MB take about 1.3 s to parse, a third of its page's time. A kept read is used only while the file is the
+    same file (device and inode), has not shrunk and still holds the same bytes just before the kept offset; the
+    cache holds at most `max_bytes` of columns, the least recently used read dropped first. Kept chunks are shared:
+    readers copy from them (`CurveStore.add`) and never change them."""
+
+    CHECK = 64
+
+    def __init__(self, max_bytes: int = 256 << 20):
+        self.max_bytes = max_bytes
+        self._kept: OrderedDict[str, _Kept] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _tail_bytes(self, f, offset: int) -> bytes:
+        start = max(0, offset - self.CHECK)
+        f.seek(start)
+        return f.read(offset - start)
+
+    def keep(self, tail, chunk: Chunk) -> None:
+        """Keep a read that covered the file from its start (`tail` as the read left it)."""
+        size = sum(chunk.columns.get(k).nbytes for k in chunk.columns.keys())
+        if size > self.max_bytes:
+            return
+        try:
+            with open(tail.path, "rb") as f:
+                st = os.fstat(f.fileno())
+                if st.st_size < tail.offset:
+                    return
+                kept = _Kept((st.st_dev, st.st_ino), tail.offset, tail.pending, tail.skipped,
+                             self._tail_bytes(f, tail.offset), chunk, size)
+        except OSError:
+            return
+        key = str(Path(tail.path).resolve())
+        with self._lock:
+            self._kept[key] = kept
+            self._kept.move_to_end(key)
+            while sum(k.size for k in self._kept.values()) > self.max_bytes:
+                self._kept.popitem(last=False)
+
+    def take(self, tail) -> Chunk | None:
+        """For a tail that has read nothing yet: the kept read of its file, the tail moved to where it ended (so
+        that it reads only what came after); None when there is none or the file changed under it."""
+        if tail.offset or tail.pending:
+            return None
+        key = str(Path(tail.path).resolve())
+        with self._lock:
+            kept = self._kept.get(key)
+        if kept is None:
+            return None
+        try:
+            with open(tail.path, "rb") as f:
+                st = os.fstat(f.fileno())
+                same = ((st.st_dev, st.st_ino) == kept.identity and st.st_size >= kept.offset
+                        and self._tail_bytes(f, kept.offset) == kept.tail_bytes)
+        except OSError:
+            same = False
+        with self._lock:
+            if not same:
+                self._kept.pop(key, None)
+                return None
+            self._kept.move_to_end(key)
+        tail.offset, tail.pending, tail.skipped = kept.offset, kept.pending, kept.skipped
+        return kept.chunk
+
+    def clear(self) -> None:
+        with self._lock:
+            self._kept.clear()
+
+
+READ_CACHE = ReadCache()
+
+
+def read_chunk_kept(tail, cache: ReadCache | None = None) -> Chunk:
+    """`read_chunk`, keeping the result in the cache when the read covered the file from its start."""
+    whole = tail.offset == 0 and not tail.pending
+    chunk = read_chunk(tail)
+    if whole or chunk.restarted:
+        (cache or READ_CACHE).keep(tail, chunk)
     return chunk
 
 

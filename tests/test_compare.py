@@ -204,8 +204,8 @@ def service():
 def test_the_compare_tab_overlays_the_chosen_runs(runs, service, monkeypatch):
     root, a, b, c = runs
     read = []
-    real = compare.read_chunk
-    monkeypatch.setattr(compare, "read_chunk", lambda tail: read.append(tail.path.parent.name) or real(tail))
+    real = compare.read_chunk_kept
+    monkeypatch.setattr(compare, "read_chunk_kept", lambda tail: read.append(tail.path.parent.name) or real(tail))
     app = ExplorerApp(root, service=service)
     app.tick()
     tab = app.compare_tab
@@ -241,7 +241,7 @@ def test_the_compare_tab_overlays_the_chosen_runs(runs, service, monkeypatch):
         sizes.append((tail.path.parent.name, chunk))
         return chunk
 
-    monkeypatch.setattr(compare, "read_chunk", read_and_note)
+    monkeypatch.setattr(compare, "read_chunk_kept", read_and_note)
     line = json.dumps(dict(Run(a).metrics()[-1], step=70, acc=0.99)) + "\n"
     with open(a / "metrics.jsonl", "a") as f:
         f.write(line)

@@ -318,15 +318,17 @@ def test_a_long_runs_metrics_are_read_off_the_calling_thread(digits_run_template
     size = (run / "metrics.jsonl").stat().st_size
     assert size > 4_000_000
     readers = []
-    real_read = app_module.read_chunk
 
-    def slow_read(tail):  # a slow disk: the parse must not hold up the caller
-        readers.append(threading.current_thread())
-        if len(readers) == 1:
-            time.sleep(1.5)
-        return real_read(tail)
+    def slow(real):
+        def read(tail, *args):  # a slow disk: the parse must not hold up the caller
+            readers.append(threading.current_thread())
+            if len(readers) == 1:
+                time.sleep(1.5)
+            return real(tail, *args)
+        return read
 
-    monkeypatch.setattr(app_module, "read_chunk", slow_read)
+    for name in ("read_chunk", "read_chunk_kept"):
+        monkeypatch.setattr(app_module, name, slow(getattr(app_module, name)))
     view = RunView(service)
     t0 = time.monotonic()
     view.set_run(str(run))
@@ -350,6 +352,44 @@ def test_a_long_runs_metrics_are_read_off_the_calling_thread(digits_run_template
         f.write(json.dumps(dict(train[0], step=n + 1)) + "\n")
     view.refresh()
     assert view.curves.n == n + 1 and readers[-1] is threading.current_thread()
+    # another page of the server opening the run takes the parsed columns: its curves at once, no second parse
+    reads = len(readers)
+    other = RunView(service)
+    other.set_run(str(run))
+    assert other.curves.n == n + 1 and other.curve_note.object == "" and len(readers) == reads + 1  # the 1 record
+    for k in view.curves.columns.keys():
+        np.testing.assert_array_equal(other.curves.column(k), view.curves.column(k))
+    assert other.curve_box.objects  # drawn in set_run itself
+
+
+def test_a_read_that_ends_before_the_page_has_loaded_is_drawn_at_its_load(digits_run_template, service, tmp_path,
+                                                                         monkeypatch):
+    """Plots added while the browser still builds the page were seen never to appear (one page in two when two
+    opened at once): a finished read waits for the page's load, where the first tick draws it."""
+    import panel as pn
+
+    from explorer.curves import READ_CACHE
+
+    root = tmp_path / "runs"
+    run = copy_run(digits_run_template, root / "long")
+    train = [r for r in Run(run).metrics() if r.get("kind") == "train"]
+    with open(run / "metrics.jsonl", "w") as f:
+        for step in range(1, 4001):  # about 1.7 MB: read on the reader thread
+            f.write(json.dumps(dict(train[step % len(train)], step=step)) + "\n")
+    READ_CACHE.clear()
+    loaded = {"value": False}
+    monkeypatch.setattr(type(pn.state), "loaded", property(lambda self: loaded["value"]))
+    monkeypatch.setattr(pn.state, "add_periodic_callback", lambda *a, **k: None)
+    app = ExplorerApp(root, run=str(run), service=service)
+    view = app.view_a
+    job = view._metrics_job
+    assert job is not None and job.future.result(60).n == 4000
+    view._metrics_read(job)  # the reader thread's callback, before the page has loaded: nothing drawn yet
+    assert view._metrics_job is job and view.curves.n == 0 and view.curve_box.objects == []
+    loaded["value"] = True
+    app.start_polling()  # Panel calls it at the page's load
+    assert view._metrics_job is None and view.curves.n == 4000 and view.curve_box.objects
+    assert view.curve_note.object == ""
 
 
 def test_the_compare_view_reads_nothing_while_compare_is_off(digits_run_template, service, tmp_path, monkeypatch):

@@ -307,6 +307,68 @@ def test_curve_store_read_in_pieces_equals_read_at_once(tmp_path):
     assert [r["step"] for r in once.records()] == list(range(1, 501))
 
 
+def test_a_kept_read_serves_the_next_reader_and_only_while_the_file_is_unchanged(tmp_path):
+    import os
+
+    from core.rundir import MetricsTail
+    from explorer.curves import CurveStore, ReadCache, read_chunk_kept
+
+    records = train_records(300)
+    path = tmp_path / "metrics.jsonl"
+    write_jsonl(path, records[:200])
+    cache = ReadCache()
+    first = CurveStore()
+    first.add(read_chunk_kept(MetricsTail(path), cache))
+    # the run goes on: a second reader takes the kept 200 records and reads only the 100 written since
+    write_jsonl(path, records)  # same content first, then more (rewritten in place: same inode)
+    tail = MetricsTail(path)
+    kept = cache.take(tail)
+    assert kept is not None and kept.n == 200 and tail.offset == len(b"".join(
+        (json.dumps(r) + "\n").encode() for r in records[:200]))
+    second = CurveStore()
+    second.add(kept)
+    second.read(tail)
+    whole = CurveStore()
+    whole.read(MetricsTail(path))
+    assert second.n == 300
+    for k in whole.columns.keys():
+        np.testing.assert_array_equal(second.column(k), whole.column(k))
+    assert first.n == 200  # the first reader's store is its own
+
+    # the same file with other bytes before the kept offset (a resumed run rewrote it in place): not used
+    altered = [dict(r, wasserstein=r["wasserstein"] + 1) for r in records]
+    write_jsonl(path, altered)
+    assert cache.take(MetricsTail(path)) is None
+    # replaced by another file (a new inode) or shrunk: not used either
+    read_chunk_kept(MetricsTail(path), cache)
+    other = tmp_path / "other.jsonl"
+    write_jsonl(other, altered)
+    os.replace(other, path)
+    assert cache.take(MetricsTail(path)) is None
+    read_chunk_kept(MetricsTail(path), cache)
+    write_jsonl(path, altered[:50])
+    assert cache.take(MetricsTail(path)) is None
+    # a tail that has read already takes nothing; the budget drops the least recently used read
+    tail = MetricsTail(path)
+    tail.read()
+    assert cache.take(tail) is None
+    small = ReadCache(max_bytes=1)
+    read_chunk_kept(MetricsTail(path), small)
+    assert small.take(MetricsTail(path)) is None
+
+
+def test_metric_lines_with_nan_and_damaged_lines_parse_as_json_reads_them():
+    from explorer.curves import _LOADS, parse_lines
+
+    lines = [b'{"kind": "train", "step": 1, "wasserstein": NaN, "acc": Infinity}',
+             b'{"kind": "train", "step": 2, "wasserstein": 1.5}', b"", b"not json {"]
+    chunk = parse_lines(lines)  # orjson refuses NaN, json the damaged line: then line by line
+    assert chunk.n == 2 and chunk.skipped == 1
+    np.testing.assert_array_equal(chunk.columns.get("wasserstein"), [np.nan, 1.5])
+    np.testing.assert_array_equal(chunk.columns.get("acc"), [np.inf, np.nan])
+    assert parse_lines(lines[1:2]).n == 1 and len(_LOADS) == 2  # orjson is installed with the project
+
+
 def test_curve_store_smoothing_equals_viewdata_smooth():
     from explorer.curves import smooth
 
