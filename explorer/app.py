@@ -575,16 +575,14 @@ class RunView(param.Parameterized):
             return
         if self.thumbs is None and self.probe is not None and len(self.probe.images) <= views.MAX_THUMBS:
             self.thumbs = images.data_uris(self.probe.images)
-        frame = viewdata.embedding_frame(y, snap, self.probe, self.thumbs, self.cluster_names)
-        if "thumb" not in frame:
-            frame["thumb"] = ""
+        frame = viewdata.embedding_frame(y, snap, self.probe, None, self.cluster_names)  # thumbnails: in the tooltip
         if self.scatter_pipe is None:
             self.scatter_pipe = hv.streams.Pipe(data=frame)
             clusters = viewdata.cluster_labels(snap.z_c.shape[1], self.cluster_names)
             labels = viewdata.class_names_of(self.probe) or ["unknown"]
             self.scatter_maps = views.scatter_maps(self.scatter_pipe, clusters, labels,
                                                    height=340 if self.compact else 420,
-                                                   thumbs=self.thumbs is not None,
+                                                   thumbs=self.thumbs,
                                                    size=3 if len(frame) > 10_000 else 4)
             for dm in self.scatter_maps.values():
                 sel = hv.streams.Selection1D(source=dm)

@@ -68,8 +68,14 @@ def test_run_view_of_a_finished_run(run_dir, service):
     # the map arrives from the (thread) service and fills the scatter with one row per probe image
     wait_for_map(view)
     frame = view.scatter_pipe.data
-    assert len(frame) == 500 and set(frame.columns) >= {"x", "y", "cluster", "label", "confidence", "thumb"}
-    assert frame.thumb.str.startswith("data:image/png").all()
+    assert len(frame) == 500 and set(frame.columns) >= {"x", "y", "cluster", "label", "confidence", "row"}
+    assert "thumb" not in frame.columns  # each map update carries no images: the tooltip's formatter holds them
+    assert len(view.thumbs) == 500 and all(t.startswith("data:image/png") for t in view.thumbs)
+    from bokeh.models import HoverTool
+
+    hover = [t for t in hv.render(view.scatter_maps["cluster"]).tools if isinstance(t, HoverTool)][0]
+    assert "@{row}{thumb}" in hover.tooltips
+    assert hover.formatters["@{row}"].args["thumbs"].data["thumb"] == view.thumbs
     assert "t-SNE of Z at step 60" in view.map_status.object
     # the legend beside the map: every cluster in order with its probe count, an empty one said to be empty
     legend = view.legend.object
