@@ -125,6 +125,15 @@ def test_explorer_shows_a_run_live_and_steers_it(server, runs_folder, browser):
     wait_text(page, ".map-status", r"t-SNE of Z at step 40 (in|\()", timeout=90)
     shot(page, "02-earlier-snapshot")
 
+    # while a new map computes (UMAP's first, seconds in a fresh worker), the last map stays drawn with a note
+    page.locator(".proj-kind button").filter(has_text="UMAP").first.click()
+    wait_text(page, ".map-status", r"computing the UMAP map of Z at step 40", timeout=30)
+    assert coloured_pixels(page.locator(".scatter .bk-Canvas").first.screenshot()) > 300
+    shot(page, "02b-last-map-kept-while-computing")
+    wait_text(page, ".map-status", r"UMAP of Z at step 40 (in|\()", timeout=120)
+    page.locator(".proj-kind button").filter(has_text="t-SNE").first.click()
+    wait_text(page, ".map-status", r"t-SNE of Z at step 40 \(cached\)", timeout=30)
+
     # a box selection in the map lists the selected images
     box = page.locator(".scatter .bk-Canvas").first.bounding_box()
     page.mouse.move(box["x"] + box["width"] * 0.1, box["y"] + box["height"] * 0.1)
