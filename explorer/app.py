@@ -34,9 +34,12 @@ POLL_MS = 1000
 NEIGHBOURS = 16  # a single selected image shows this many nearest images
 PAGE = 100  # images a page of the selection grid shows
 STOP_CONFIRM_S = 5.0  # "Stop run" asks for a second click within this many seconds
-# While the page follows a training run, the map worker rests after each map twice as long as the map took: it
-# computes at most a third of the time (docs/explorer.md, "Watching costs the run little").
-FOLLOW_REST = 2.0
+# While the page follows a training run, the map worker rests after each map three times as long as the map took:
+# it computes at most a quarter of the time (docs/explorer.md, "Watching costs the run little"). The snapshot views
+# (slider, confusion, gallery, selection) move on with the map, not with every snapshot written, and a live run's
+# curves are drawn again only after a rest: each redraw costs the server and the browser CPU that the run needs.
+FOLLOW_REST = 3.0
+LIVE_CURVES_S, LIVE_CURVES_REST = 5.0, 20.0  # and at least 20 times as long as the last redraw took
 SIDEBAR_WIDTH = 330
 # More unread metrics than this are read and parsed on a thread (the 84 MB of a 200,000-record run took a minute and
 # held up every session of the server when read on its event loop); smaller increments are read on the loop.
@@ -153,6 +156,7 @@ class RunView(param.Parameterized):
         self._beta_sent: float | None = None  # a value this page sent that the run has not taken yet
         self._records_since_sent = 0
         self._curves_dirty = False
+        self._next_curves = 0.0  # monotonic time before which a live run's curves are not drawn again
 
     # The records, as they were kept before the curve store: dicts (slow for a long run; notebooks and tests).
     @property
@@ -293,9 +297,16 @@ class RunView(param.Parameterized):
             self._alert(f"{self.info.name}: {self.tail.skipped} damaged line(s) in metrics.jsonl were skipped")
 
     def _redraw_curves(self):
-        if self._curves_dirty:  # stays set if drawing fails, so the next tick tries again
-            self._draw_curves()
-            self._curves_dirty = False
+        if not self._curves_dirty:
+            return
+        live = self.info is not None and self.info.live
+        if live and self.groups and time.monotonic() < self._next_curves:
+            return  # a live run's new records wait a little: one redraw for several records
+        t0 = time.monotonic()
+        self._draw_curves()
+        self._curves_dirty = False  # stays set if drawing fails, so the next tick tries again
+        took = time.monotonic() - t0
+        self._next_curves = t0 + took + max(LIVE_CURVES_S, LIVE_CURVES_REST * took)
 
     def _show_status(self):
         i = self.info
@@ -439,6 +450,8 @@ class RunView(param.Parameterized):
             if self.snapshot is None:
                 self._load_snapshot(self.snap_slider.value)
             return
+        if self.snapshot is not None and self._following_training() and self._map_cycle_busy():
+            return  # the newer snapshot is shown with its map, when the worker is free (slider and views too)
         self.snap_steps = steps
         value = steps[-1] if (self.follow.value or self.snap_slider.value not in steps) else self.snap_slider.value
         self.snap_slider.param.update(options=steps, value=value, disabled=len(steps) < 2)
@@ -542,8 +555,13 @@ class RunView(param.Parameterized):
             self.map_job.future.cancel()  # superseded: drop it if it has not started
         x = viewdata.space(self.snapshot, self.space.value)
         self.map_job = self.service.submit(key, x)
-        self.spinner.param.update(value=True, visible=True)
+        # an animated spinner costs the browser CPU the run needs: the note alone says a followed run's map computes
+        self.spinner.param.update(value=not self._following_training(), visible=not self._following_training())
         self.map_status.object = f"computing the {key[2]} map of {key[1]} at step {key[3]:,} …"
+
+    def _map_cycle_busy(self) -> bool:
+        """Whether the map of the shown snapshot is still computing, or the worker rests after it."""
+        return self.map_job is not None or time.monotonic() < self._next_follow_map
 
     def _following_training(self) -> bool:
         return bool(self.follow.value and self.info is not None and self.info.live)
@@ -824,7 +842,12 @@ class ExplorerApp(param.Parameterized):
                 select.param.update(options=options, value=value)
 
     def tick(self):
-        """The periodic callback: new runs, new records, new snapshots, finished maps."""
+        """The periodic callback: new runs, new records, new snapshots, finished maps. Its changes go to the browser
+        together, and Bokeh walks the document's models once for them all, not once per changed plot."""
+        with pn.io.hold(freeze=True):
+            self._tick()
+
+    def _tick(self):
         try:
             self._scan()
         except Exception as e:

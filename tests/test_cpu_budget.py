@@ -1,5 +1,5 @@
-"""One CPU budget for the processes we start: the map worker runs its share of threads at the lowest priority, its
-idle OpenMP threads sleeping (core/cpu_budget.py)."""
+"""One CPU budget for the processes we start: the map worker runs its share of threads at the lowest priority (nice
+19, and Linux's idle class), its idle OpenMP threads sleeping (core/cpu_budget.py)."""
 
 import os
 
@@ -14,6 +14,7 @@ from explorer.projection import ProjectionService, worker_environment
 def test_the_map_worker_runs_one_thread_at_a_lower_priority_and_draws_maps(monkeypatch):
     monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
     monkeypatch.delenv(cpu_budget.MAP_THREADS_ENV, raising=False)
+    monkeypatch.delenv(cpu_budget.MAP_IDLE_ENV, raising=False)
     before = dict(os.environ)
     svc = ProjectionService(processes=True)
     try:
@@ -21,6 +22,8 @@ def test_the_map_worker_runs_one_thread_at_a_lower_priority_and_draws_maps(monke
             nice = svc._executor().submit(os.nice, 0).result(120)
         assert dict(os.environ) == before  # the server's own environment is left as it was
         assert nice == min(19, os.nice(0) + cpu_budget.MAP_NICE)
+        if hasattr(os, "SCHED_IDLE"):  # Linux: the idle class, a core only when nothing else wants it
+            assert svc._executor().submit(os.sched_getscheduler, 0).result(60) == os.SCHED_IDLE
         for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
             assert svc._executor().submit(os.getenv, name).result(60) == "1"
         assert svc._executor().submit(os.getenv, "OMP_WAIT_POLICY").result(60) == "PASSIVE"
@@ -45,6 +48,10 @@ def test_budget_settings_and_overrides(monkeypatch):
     assert cpu_budget.map_threads() == 1  # a malformed value falls back to the default
     monkeypatch.setenv(cpu_budget.MAP_NICE_ENV, "3")
     assert cpu_budget.map_nice() == 3
+    assert cpu_budget.map_idle_class()  # the default
+    for value, idle in (("0", False), ("1", True), ("7", True), ("no", True)):  # clamped; malformed: the default
+        monkeypatch.setenv(cpu_budget.MAP_IDLE_ENV, value)
+        assert cpu_budget.map_idle_class() is idle
 
     monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")  # what a user set is kept
     assert cpu_budget.quiet_environment()["OMP_WAIT_POLICY"] == "ACTIVE"

@@ -154,10 +154,12 @@ def test_following_a_training_run_rests_the_map_worker_between_maps(digits_run_t
     view._next_follow_map = time.monotonic() + 3600  # the worker rests (as long as the last map took)
     (tmp_path / "held.npz").rename(latest)  # a new snapshot arrives
     view.refresh()
-    assert view.snapshot.step == 60 and view.map_job is None and view.shown_key[3] == 40  # shown later, not now
-    view._next_follow_map = 0.0  # the rest is over: the held map comes at the next tick
+    # shown later with its map, not now: the snapshot views, the slider and the map stay together at step 40
+    assert view.snapshot.step == 40 and view.map_job is None and view.shown_key[3] == 40
+    assert 60 not in view.snap_slider.options and view.snap_slider.value == 40
+    view._next_follow_map = 0.0  # the rest is over: the newer snapshot and its map come at the next tick
     wait_for_map(view)
-    assert view.shown_key[1:] == ("Z", "t-SNE", 60)
+    assert view.shown_key[1:] == ("Z", "t-SNE", 60) and view.snapshot.step == 60 and view.snap_slider.value == 60
     # the run ends while a map is held: the held map comes at once (the last snapshot's map is never lost)
     (run / "snapshots" / "step_00000060.npz").rename(tmp_path / "held.npz")
     view2 = RunView(ProjectionService(processes=False))  # a fresh cache: the map of step 60 is not known yet
@@ -167,14 +169,44 @@ def test_following_a_training_run_rests_the_map_worker_between_maps(digits_run_t
     view2._next_follow_map = time.monotonic() + 3600
     (tmp_path / "held.npz").rename(latest)
     view2.refresh()
-    assert view2.shown_key[3] == 40 and view2._map_held
+    assert view2.shown_key[3] == 40 and view2.snapshot.step == 40
     monkeypatch.setattr(view2, "_following_training", lambda: False)  # it finished
     wait_for_map(view2)
-    assert view2.shown_key[3] == 60
+    assert view2.shown_key[3] == 60 and view2.snapshot.step == 60
     view._next_follow_map = time.monotonic() + 3600
     view.space.value = "Z_c"  # what the person asks for is not held back
     wait_for_map(view)
     assert view.shown_key[1:] == ("Z_c", "t-SNE", 60)
+
+
+def test_a_live_runs_curves_are_drawn_again_after_a_rest_and_a_persons_change_at_once(run_dir, service):
+    import dataclasses
+
+    from explorer.app import LIVE_CURVES_S
+
+    view = RunView(service)
+    view.set_run(str(run_dir))
+    assert view.groups and view.curve_pipes  # drawn at once when the run is opened
+    sends = []
+    for pipe in view.curve_pipes.values():
+        pipe.add_subscriber(lambda **kw: sends.append(1))
+    view.info = dataclasses.replace(view.info, state="running")  # as if it were still training
+    view._curves_dirty, view._next_curves = True, time.monotonic() + 3600  # new records while the curves rest
+    view._redraw_curves()
+    assert sends == [] and view._curves_dirty  # kept for later, not lost
+    view._next_curves = 0.0  # the rest is over
+    before = time.monotonic()
+    view._redraw_curves()
+    assert len(sends) == len(view.curve_pipes) and not view._curves_dirty
+    assert view._next_curves >= before + LIVE_CURVES_S  # the next redraw rests again
+    sends.clear()
+    view.smoothing.value = 0.3  # what the person changes is drawn at once, rest or not
+    assert len(sends) == len(view.curve_pipes)
+    view.info = dataclasses.replace(view.info, state="finished")  # a finished run's records are drawn at once
+    sends.clear()
+    view._curves_dirty, view._next_curves = True, time.monotonic() + 3600
+    view._redraw_curves()
+    assert len(sends) == len(view.curve_pipes)
 
 
 def test_a_damaged_snapshot_falls_back_to_the_last_good_one_and_a_damaged_status_to_the_summary(
