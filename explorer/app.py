@@ -299,8 +299,7 @@ class RunView(param.Parameterized):
     def _redraw_curves(self):
         if not self._curves_dirty:
             return
-        live = self.info is not None and self.info.live
-        if live and self.groups and time.monotonic() < self._next_curves:
+        if self._run_is_live() and self.groups and time.monotonic() < self._next_curves:
             return  # a live run's new records wait a little: one redraw for several records
         t0 = time.monotonic()
         self._draw_curves()
@@ -444,7 +443,7 @@ class RunView(param.Parameterized):
         if not steps:
             self.snap_steps = steps
             self.map_status.object = ("no snapshot yet: the first comes with the run's first evaluation"
-                                      if self.info is not None and self.info.live else "this run has no snapshot")
+                                      if self._run_is_live() else "this run has no snapshot")
             return
         if steps == self.snap_steps:
             if self.snapshot is None:
@@ -556,7 +555,8 @@ class RunView(param.Parameterized):
         x = viewdata.space(self.snapshot, self.space.value)
         self.map_job = self.service.submit(key, x)
         # an animated spinner costs the browser CPU the run needs: the note alone says a followed run's map computes
-        self.spinner.param.update(value=not self._following_training(), visible=not self._following_training())
+        spin = not self._following_training()
+        self.spinner.param.update(value=spin, visible=spin)
         self.map_status.object = f"computing the {key[2]} map of {key[1]} at step {key[3]:,} …"
 
     def _map_cycle_busy(self) -> bool:
@@ -564,7 +564,10 @@ class RunView(param.Parameterized):
         return self.map_job is not None or time.monotonic() < self._next_follow_map
 
     def _following_training(self) -> bool:
-        return bool(self.follow.value and self.info is not None and self.info.live)
+        return bool(self.follow.value and self._run_is_live())
+
+    def _run_is_live(self) -> bool:
+        return self.info is not None and self.info.live
 
     def _poll_map(self):
         job = self.map_job
