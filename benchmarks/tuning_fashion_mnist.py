@@ -7,6 +7,7 @@ run. The paper's choice for Fashion-MNIST is 2 (3 overlaps); for CIFAR-10 it is 
     python benchmarks/tuning_fashion_mnist.py --dataset cifar10 --data-path ../shared/data/cifar10-images.zip \\
         --values 2:6 --paper-choice 4
     python benchmarks/tuning_fashion_mnist.py --dataset digits --data-path '' --steps 200 --device cpu   # smoke test
+    python benchmarks/tuning_fashion_mnist.py --schedule fast ...   # a preset; refused where the data set has none
 """
 
 from __future__ import annotations
@@ -75,9 +76,12 @@ def main(argv=None):
                                                               "ACC past the recommendation)")
     p.add_argument("--paper-choice", type=float, default=2.0)
     p.add_argument("--root", default=None)
+    p.add_argument("--schedule", choices=["paper", "fast"], default=None,
+                   help="training preset of every run (default: the data set's default preset)")
     args = p.parse_args(argv)
     base = TrainConfig(dataset=args.dataset, data_path=args.data_path or None, device=args.device,
-                       epochs=None if args.steps else args.epochs, steps=args.steps, progress=False)
+                       epochs=None if args.steps else args.epochs, steps=args.steps, progress=False,
+                       schedule=args.schedule)
     values = parse_values(args.values)
     root = Path(args.root or tempfile.mkdtemp(prefix="bench-tune-"))
     print(f"sessions in {root}; values {values}; threshold {args.threshold:g}")
