@@ -9,11 +9,13 @@ from core.trainer import Trainer
 
 @pytest.mark.slow
 def test_default_digits_job_beats_kmeans_on_raw_pixels(tmp_path):
-    """The quick-start job (`make run`) with its defaults: NMI above k-means measured in the same run.
+    """The quick-start job (`make run`) with its defaults: ACC and NMI above k-means measured in the same run, and
+    every cluster used.
 
-    NMI, not ACC, is the comparison: the job's ACC depends on whether one pair of digits ends up merged, which
-    changes with the seed and even the CPU (seed 0: ACC 0.855 on one machine, 0.799 with one cluster empty on
-    another, where NMI was still 0.799 against k-means' 0.755; docs/notebooks.md)."""
+    Seed 0 at these settings ended at ACC 0.855 / NMI 0.853 on the Xeon CI kind and 0.845 / 0.839 on the AMD EPYC
+    one (2026-12-03, docs/methods.md "Digits settings"; k-means 0.805 / 0.755), none empty on either. The trajectory
+    depends on the CPU's floating-point order: an earlier version of the code ended one EPYC run with a pair of
+    digits merged (ACC 0.799, one cluster empty), which this test now fails."""
     data = load_dataset("digits")
     base = kmeans_baseline(data, seed=0)
     assert base["acc"] == pytest.approx(0.805, abs=0.02) and base["nmi"] == pytest.approx(0.755, abs=0.02)
@@ -24,8 +26,8 @@ def test_default_digits_job_beats_kmeans_on_raw_pixels(tmp_path):
     (early,) = [r for r in Run(tmp_path / "r").metrics() if r["step"] == 200 and "acc" in r]
     assert early["acc"] >= 0.45 and early["nmi"] >= 0.35, early
     assert result["nmi"] > base["nmi"] + 0.02, (result, base)
-    assert result["acc"] > base["acc"] - 0.03, (result, base)  # at worst one merged pair: 9 of 10 digits found
-    assert result["empty_clusters"] <= 1, result
+    assert result["acc"] > base["acc"], (result, base)
+    assert result["empty_clusters"] == 0, result
 
 
 @pytest.mark.slow
