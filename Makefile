@@ -30,9 +30,11 @@ run: $(STAMP)
 test: $(STAMP) browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# the edit-run loop: no training longer than a few seconds, no browser, no notebooks
+# the edit-run loop: no training longer than a few seconds, no browser, no notebooks; its tests are short and
+# mostly wait on one core, so FAST_WORKERS processes (pytest-xdist) share them and the cores (tests/conftest.py)
+FAST_WORKERS ?= 2
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow and not browser and not notebook" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not slow and not browser and not notebook" -n $(FAST_WORKERS) $(PYTEST_ARGS)
 
 # JupyterLab on the notebooks, on 127.0.0.1 (installs the jupyter extra the first time)
 notebook: $(STAMP)

@@ -11,7 +11,9 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+# two threads, or a share of the cores when pytest-xdist runs several worker processes (make test-fast): the
+# workers share one budget of cores, as the processes the explorer starts do (core/cpu_budget.py)
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))))
 
 
 @pytest.fixture(autouse=True)
