@@ -79,6 +79,11 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of " + ", ".join(METHODS))
     args = p.parse_args(argv)
+    by_name = {name.lower(): name for name in METHODS}  # names are matched without regard to case
+    unknown = [m for m in args.methods.split(",") if m.strip().lower() not in by_name]
+    if unknown:
+        p.error(f"unknown method {', '.join(unknown)}: choose from {', '.join(METHODS)}")
+    methods = [by_name[m.strip().lower()] for m in args.methods.split(",")]
 
     device = resolve_device(args.device)
     data = load_dataset("fashion-mnist", args.data_path)
@@ -86,7 +91,7 @@ def main(argv=None):
     print(f"device {device}; {len(data)} images; {args.minutes:g} min of training per method; runs in {root}")
     print(f"{'method':8} {'time s':>8} {'step':>7} {'epoch':>7} {'on':>6} {'ACC':>7} {'NMI':>7} {'ARI':>7}")
     finals = {}
-    for name in args.methods.split(","):
+    for name in methods:
         cfg = TrainConfig(dataset="fashion-mnist", data_path=args.data_path, device=str(device), seed=args.seed,
                           run_dir=str(root / name), progress=False, steps=10**9, **METHODS[name])
         finals[name] = train_for(name, cfg, data, args.minutes * 60, args.evals)[-1]
