@@ -22,6 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from core import TrainConfig  # noqa: E402
+from core.errors import UserError  # noqa: E402
 from core.tuning import SESSION_THRESHOLD, TuningSession, parse_values  # noqa: E402
 
 
@@ -87,7 +88,10 @@ def main(argv=None):
     print(f"sessions in {root}; values {values}; threshold {args.threshold:g}")
     results = {}
     for mode in args.modes.split(","):
-        s, secs = run_session(root, mode, base, values, args)
+        try:
+            s, secs = run_session(root, mode, base, values, args)
+        except UserError as e:  # a setting this data set refuses (say --schedule fast where none was measured)
+            p.exit(2, f"{p.prog}: error: {e}\n")
         results[mode] = report(mode, s, secs, args.paper_choice)
     if {"scratch", "branch"} <= set(results):
         a, b = results["scratch"], results["branch"]
