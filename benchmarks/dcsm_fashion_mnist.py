@@ -80,10 +80,11 @@ def main(argv=None):
     p.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of " + ", ".join(METHODS))
     args = p.parse_args(argv)
     by_name = {name.lower(): name for name in METHODS}  # names are matched without regard to case
-    unknown = [m for m in args.methods.split(",") if m.strip().lower() not in by_name]
+    asked = [m.strip() for m in args.methods.split(",")]
+    unknown = [m for m in asked if m.lower() not in by_name]
     if unknown:
         p.error(f"unknown method {', '.join(unknown)}: choose from {', '.join(METHODS)}")
-    methods = [by_name[m.strip().lower()] for m in args.methods.split(",")]
+    methods = [by_name[m.lower()] for m in asked]
 
     device = resolve_device(args.device)
     data = load_dataset("fashion-mnist", args.data_path)

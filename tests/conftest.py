@@ -8,12 +8,14 @@ from pathlib import Path
 import pytest
 import torch
 
+from core.cpu_budget import cores, share
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 # two threads, or a share of the cores when pytest-xdist runs several worker processes (make test-fast): the
 # workers share one budget of cores, as the processes the explorer starts do (core/cpu_budget.py)
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))))
+torch.set_num_threads(share(int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")), min(2, cores())))
 
 
 @pytest.fixture(autouse=True)
