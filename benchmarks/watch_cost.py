@@ -1,7 +1,7 @@
 """What watching a run costs it: the quick-start job (`python -m explorer --train digits`, what `make run` starts)
 run alone and then with the page open in headless Chromium, following the latest snapshot, in one invocation.
 
-    python benchmarks/watch_cost.py [--seed 0] [--phases alone watched] [-- extra train flags]
+    python benchmarks/watch_cost.py [--seed 0] [--phases alone watched] [--keep DIR] [-- extra train flags]
 
 Printed for each phase: the trainer's seconds per step (the median of its records' windows, which leave out
 evaluations, snapshots and checkpoints, and the run's whole training time over its steps), the job's wall time from
@@ -109,10 +109,10 @@ def watch(url: str, job: Job, timeout: float) -> dict:
     return {"opened": opened, "shown": shown}
 
 
-def run_phase(name: str, extra: list[str], watched: bool, timeout: float) -> dict:
+def run_phase(name: str, extra: list[str], watched: bool, timeout: float, keep: Path | None = None) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         port = free_port()
-        job = Job(Path(tmp) / "runs", port, extra)
+        job = Job((keep / name) if keep else Path(tmp) / "runs", port, extra)
         try:
             seen = watch(f"http://127.0.0.1:{port}/", job, timeout) if watched else None
             job.wait_final(timeout)
@@ -134,6 +134,8 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--phases", nargs="+", default=["alone", "watched"], choices=["alone", "watched"])
     p.add_argument("--timeout", type=float, default=1200, help="seconds a phase may take")
+    p.add_argument("--keep", type=Path, default=None, metavar="DIR",
+                   help="keep each phase's run folder under DIR/<phase> (default: a temporary folder, removed)")
     args, extra = p.parse_known_args(argv)
     extra = [a for a in extra if a != "--"] + ["--seed", str(args.seed)]
     if "watched" in args.phases and not Path(CHROMIUM).exists():
@@ -141,7 +143,7 @@ def main(argv=None) -> int:
     print(f"cores: {len(os.sched_getaffinity(0))}  extra train flags: {' '.join(extra)}")
     results = {}
     for phase in args.phases:
-        r = results[phase] = run_phase(phase, extra, phase == "watched", args.timeout)
+        r = results[phase] = run_phase(phase, extra, phase == "watched", args.timeout, args.keep)
         line = (f"{phase:>8}: step {r['median_step_s']:.3f} s (median window), {r['run_step_s']:.3f} s (training time "
                 f"/ steps), job {r['job_s']:.1f} s to its final line, ACC {r['acc']:.3f} NMI {r['nmi']:.3f} "
                 f"empty {r['empty']}")

@@ -26,6 +26,7 @@ from core.rundir import Run
 from . import images, launcher, viewdata, views
 from .curves import READ_CACHE, Chunk, CurveStore, read_chunk, read_chunk_kept
 from .clickable import ClickableHTML
+from .doc_batch import batched_changes
 from .export_panel import ExportPanel
 from .projection import KINDS, shared_service
 from .runs import RunInfo, RunsFolder
@@ -846,8 +847,9 @@ class ExplorerApp(param.Parameterized):
 
     def tick(self):
         """The periodic callback: new runs, new records, new snapshots, finished maps. Its changes go to the browser
-        together, and Bokeh walks the document's models once for them all, not once per changed plot."""
-        with pn.io.hold(freeze=True):
+        together, and Bokeh walks the document's models once for them all, and only when they changed which models
+        the page holds (explorer/doc_batch.py)."""
+        with batched_changes():
             self._tick()
 
     def _tick(self):
