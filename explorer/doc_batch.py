@@ -3,8 +3,8 @@
 `pn.io.hold(freeze=True)` batches a refresh's changes and defers Bokeh's walk over every model of the document
 (`doc.models.recompute()`) to the end of the block, but it then walks them whether or not anything changed. The
 explorer refreshes every second, and most refreshes change nothing or only plain values, so that walk was the
-server's largest cost while a run trained beside it (measured with py-spy on the digits quick start, watched: 60 % of
-the server's CPU time, all of it beside a trainer that wants both cores). Here the walk happens only when a change
+server's largest cost while a run trained beside it (py-spy on the watched digits quick start: 338 of the server's
+651 samples; docs/benchmarks.md, "Watching a run"). Here the walk happens only when a change
 asked for it: a change to a property that holds models (Bokeh's `invalidate`) or Panel's own freeze around one.
 """
 
