@@ -142,6 +142,7 @@ class RunView(param.Parameterized):
         self.probe = None
         self.thumbs = None
         self.scatter_pipe = None
+        self.confusion_pipe: hv.streams.Pipe | None = None  # (matrix, class names, cluster names) of the shown snapshot
         self.scatter_maps: dict[str, hv.DynamicMap] = {}
         self.map_job = None
         self.shown_key = None
@@ -501,9 +502,14 @@ class RunView(param.Parameterized):
         conf = self.confusion = viewdata.confusion_view(snap, probe, self.cluster_names)
         height = 300 if self.compact else 360
         if conf is not None:
-            self.confusion_pane.object = views.confusion_heatmap(conf.matrix, conf.class_names, conf.cluster_names,
-                                                                 height, on_tap=self.select_cell)
+            data = (conf.matrix, conf.class_names, conf.cluster_names)
+            if self.confusion_pipe is None:  # the first matrix builds the plot; later ones update it in place
+                self.confusion_pipe = hv.streams.Pipe(data=data)
+                self.confusion_pane.object = views.confusion_map(self.confusion_pipe, height, on_tap=self.select_cell)
+            else:
+                self.confusion_pipe.send(data)
         else:
+            self.confusion_pipe = None
             self.confusion_pane.object = views.cluster_size_bars(viewdata.cluster_sizes(snap, self.cluster_names),
                                                                  height)
         if probe is not None:

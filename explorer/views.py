@@ -149,8 +149,7 @@ def confusion_heatmap(matrix: np.ndarray, class_names: list[str], cluster_names:
             for i in range(matrix.shape[0]) for j in range(matrix.shape[1])]
     hm = hv.HeatMap(rows, kdims=["cluster", "class"], vdims=["count"])
     if on_tap is not None:
-        hv.streams.Tap(source=hm, x=None, y=None).add_subscriber(
-            lambda x=None, y=None: on_tap(x, y) if x is not None and y is not None else None)
+        _on_cell_tap(hm, on_tap)
     top = max(1, int(matrix.max()) if matrix.size else 1)
     dark = [r for r in rows if r[2] > DARK_CELL * top]
     light = [r for r in rows if r[2] <= DARK_CELL * top]
@@ -162,6 +161,24 @@ def confusion_heatmap(matrix: np.ndarray, class_names: list[str], cluster_names:
                         xlabel="cluster (matched to the classes)",
                         clim=(0, top)),
         hv.opts.Labels(text_font_size="8pt"))
+
+
+def confusion_map(pipe: hv.streams.Pipe, height: int = 340, on_tap=None) -> hv.DynamicMap:
+    """`confusion_heatmap` on a data pipe that carries (matrix, class names, cluster names): a new snapshot's
+    matrix updates the plot on the page in place. A new plot object per snapshot made the browser build the figure
+    again at every map's arrival (about 0.9 s of its CPU each beside a watched run; docs/benchmarks.md)."""
+    def layer(i):  # one DynamicMap per layer: a tap stream reaches a plot only through an element's own map
+        return hv.DynamicMap(lambda data: confusion_heatmap(*data, height=height).get(i), streams=[pipe])
+
+    cells, light, dark = layer(0), layer(1), layer(2)
+    if on_tap is not None:
+        _on_cell_tap(cells, on_tap)
+    return cells * light * dark
+
+
+def _on_cell_tap(source, on_tap) -> None:
+    hv.streams.Tap(source=source, x=None, y=None).add_subscriber(
+        lambda x=None, y=None: on_tap(x, y) if x is not None and y is not None else None)
 
 
 def cluster_size_bars(frame: pd.DataFrame, height: int = 300) -> hv.Bars:

@@ -62,9 +62,21 @@ def test_run_view_of_a_finished_run(run_dir, service):
     import re
 
     assert sorted(int(n) for n in re.findall(r"\((\d+)\)</span>", gallery)) == sorted(sizes.tolist())
-    heatmap = view.confusion_pane.object.get(0)  # the caption says what the matrix counts
+    heatmap = view.confusion_pane.object[()].get(0)  # the caption says what the matrix counts
     assert hv.Store.lookup_options("bokeh", heatmap, "plot").kwargs["title"].startswith(
         "Confusion matrix of the 500-image probe")
+    # another snapshot updates the same plot in place (the browser keeps its figure) with that snapshot's matrix
+    plot = view.confusion_pane.object
+    view.snap_slider.value = 20
+    assert view.snapshot.step == 20 and view.confusion_pane.object is plot
+    from explorer import viewdata
+
+    conf = viewdata.confusion_view(view.snapshot, view.probe, view.cluster_names)
+    cells = {(r.cluster, r["class"]): r["count"] for _, r in plot[()].get(0).dframe().iterrows()}
+    assert cells == {(conf.cluster_names[j], conf.class_names[i]): int(conf.matrix[i, j])
+                     for i in range(conf.matrix.shape[0]) for j in range(conf.matrix.shape[1])}
+    view.snap_slider.value = 60
+    view.follow.value = True
     # the map arrives from the (thread) service and fills the scatter with one row per probe image
     wait_for_map(view)
     frame = view.scatter_pipe.data
@@ -289,7 +301,7 @@ def test_a_named_cluster_is_shown_everywhere_saved_and_exported(run_dir, service
     assert Run(run).cluster_names() == {c: "round things"} and "now called" in ex.msg.object
     assert shown in view.gallery_pane.object  # gallery row
     assert shown in set(view.scatter_pipe.data.cluster)  # map legend and tooltips
-    assert shown in set(view.confusion_pane.object.get(0).data["cluster"])  # confusion axis
+    assert shown in set(view.confusion_pane.object[()].get(0).data["cluster"])  # confusion axis
     view._on_select([0])
     assert shown in view.selection_pane.object
     assert pd.read_csv(ex._selection_csv()).cluster_name.tolist() == ["round things"]
