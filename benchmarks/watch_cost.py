@@ -137,6 +137,8 @@ def main(argv=None) -> int:
     p.add_argument("--keep", type=Path, default=None, metavar="DIR",
                    help="keep each phase's run folder under DIR/<phase> (default: a temporary folder, removed)")
     args, extra = p.parse_known_args(argv)
+    if args.keep is not None and args.keep.exists() and not args.keep.is_dir():
+        p.error(f"--keep {args.keep}: not a folder")
     extra = [a for a in extra if a != "--"] + ["--seed", str(args.seed)]
     if "watched" in args.phases and not Path(CHROMIUM).exists():
         raise SystemExit(f"the watched phase needs {CHROMIUM} (apt-get install -y chromium)")

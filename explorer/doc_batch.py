@@ -21,8 +21,8 @@ def batched_changes(doc=None):
     something in the block changed which models the document holds."""
     doc = doc if doc is not None else pn.state.curdoc
     models = getattr(doc, "models", None)
-    if models is None or not hasattr(models, "_freeze_count"):
-        with pn.io.hold(doc):
+    if models is None or not hasattr(models, "_freeze_count") or "invalidate" in vars(models):
+        with pn.io.hold(doc):  # no models to walk, or inside another batch of this document: that one walks
             yield
         return
     asked = []
@@ -40,7 +40,8 @@ def batched_changes(doc=None):
         with pn.io.hold(doc):
             yield
     finally:
-        del models.invalidate, models._push_freeze  # back to the class's methods
+        vars(models).pop("invalidate", None)  # back to the class's methods
+        vars(models).pop("_push_freeze", None)
         models._freeze_count -= 1
         if asked and models._freeze_count == 0:
             models.recompute()

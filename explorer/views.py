@@ -167,8 +167,15 @@ def confusion_map(pipe: hv.streams.Pipe, height: int = 340, on_tap=None) -> hv.D
     """`confusion_heatmap` on a data pipe that carries (matrix, class names, cluster names): a new snapshot's
     matrix updates the plot on the page in place. A new plot object per snapshot made the browser build the figure
     again at every map's arrival (about 0.9 s of its CPU each beside a watched run; docs/benchmarks.md)."""
+    drawn = {}  # the overlay of the last data sent, built once for its three layers
+
+    def overlay(data):
+        if drawn.get("data") is not data:
+            drawn.update(data=data, overlay=confusion_heatmap(*data, height=height))
+        return drawn["overlay"]
+
     def layer(i):  # one DynamicMap per layer: a tap stream reaches a plot only through an element's own map
-        return hv.DynamicMap(lambda data: confusion_heatmap(*data, height=height).get(i), streams=[pipe])
+        return hv.DynamicMap(lambda data: overlay(data).get(i), streams=[pipe])
 
     cells, light, dark = layer(0), layer(1), layer(2)
     if on_tap is not None:

@@ -57,6 +57,17 @@ def test_an_error_in_the_block_leaves_the_document_as_bokeh_expects(doc_with_cou
     assert walks == [1] and doc.get_model_by_id(new.id) is new
 
 
+def test_a_batch_inside_a_batch_leaves_the_walk_to_the_outer_one(doc_with_counter):
+    doc, root, first, walks = doc_with_counter
+    new = Div(text="new")
+    with batched_changes(doc):
+        with batched_changes(doc):
+            root.children = [first, new]
+        assert walks == [] and doc.get_model_by_id(new.id) is None
+    assert walks == [1] and doc.get_model_by_id(new.id) is new
+    assert doc.models._freeze_count == 0 and not {"invalidate", "_push_freeze"} & set(vars(doc.models))
+
+
 def test_without_a_document_it_is_a_plain_block():
     with batched_changes(None):
         x = 1
