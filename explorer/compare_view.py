@@ -95,6 +95,9 @@ class ComparePanel:
         self._updating_table = False
         self._delete_armed_at: float | None = None
         self._delete_armed_for: list[str] = []
+        # the table joins the page with its first rows: Panel's Tabulator drops rows sent while the browser builds
+        # it (a table first shown with its tab), which on a busy CPU left the table empty for good
+        self.table_slot = pn.Column(sizing_mode="stretch_width")
         self.table.param.watch(self._on_selection, "selection")
         self.show_archived.param.watch(lambda e: self._on_show_archived(), "value")
         self.x_axis.param.watch(lambda e: self._draw(force=True), "value")
@@ -158,6 +161,8 @@ class ComparePanel:
                 self.table.selection = selection
         finally:
             self._updating_table = False
+        if not self.table_slot.objects:
+            self.table_slot.objects = [self.table]
 
     def _on_selection(self, event):
         if self._updating_table:
@@ -311,6 +316,6 @@ class ComparePanel:
         actions = pn.Row(self.archive_btn, self.unarchive_btn, self.delete_btn, self.show_archived, align="center")
         return pn.Column(
             pn.pane.Markdown("Tick runs to draw their curves together; click a column's title to sort."),
-            self.table, actions, self.message, self.diff_note, self.diffs,
+            self.table_slot, actions, self.message, self.diff_note, self.diffs,
             pn.Row(pn.pane.Markdown("x"), self.x_axis), self.legend, self.chart_note, self.charts,
             sizing_mode="stretch_width", css_classes=["compare-tab"])

@@ -210,9 +210,11 @@ def test_the_compare_tab_overlays_the_chosen_runs(runs, service, monkeypatch):
     app.tick()
     tab = app.compare_tab
     assert tab.tracks == {} and read == []  # nothing read while the tab is not shown
-    app.tabs.active = app.COMPARE_TAB
+    assert tab.table_slot.objects == []  # the table joins the page with its rows, not before (the browser drops
+    app.tabs.active = app.COMPARE_TAB   # rows that reach a Tabulator while it builds)
     assert sorted(read) == ["a", "b", "c"]
     assert tab.table.value["name"].tolist() == ["c", "b", "a"] and sorted(tab.table.selection) == [0, 1]
+    assert tab.table_slot.objects == [tab.table]
     tab.choose([a, b, c])
     assert sorted(tab.table.selection) == [0, 1, 2]
     # one chart per metric, titled by its label, one line per run in each
