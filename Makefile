@@ -27,8 +27,10 @@ browser:
 run: $(STAMP)
 	$(BIN)/python -m explorer --train digits --kmeans-baseline $(RUN_ARGS)
 
+# the full suite: two pinned pytest-xdist workers, then the tests that need every core alone (tests/run_suite.sh);
+# TEST_WORKERS=1 or PYTEST_ARGS="..." runs one plain pytest process
 test: $(STAMP) browser
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	PYTHON=$(BIN)/python bash tests/run_suite.sh $(PYTEST_ARGS)
 
 # the edit-run loop: no training longer than a few seconds, no browser, no notebooks; its tests are short and
 # mostly wait on one core, so FAST_WORKERS processes (pytest-xdist) share them and the cores (tests/conftest.py)

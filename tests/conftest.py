@@ -13,9 +13,41 @@ from core.cpu_budget import cores, share
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
-# two threads, or a share of the cores when pytest-xdist runs several worker processes (make test-fast): the
+
+def _pin_worker() -> bool:
+    """Under pytest-xdist, give each worker process its own cores (DCX_TEST_PIN=0: leave them shared).
+
+    Every process a test starts (a trainer, a notebook's kernel, a map worker, Chromium) inherits the worker's
+    affinity mask, and the engine sizes its threads by that mask (core/cpu_budget.py): so the workers' tests never
+    compete for a core, whatever they start — two processes that each take every core run several times slower."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    name = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if workers < 2 or not name.startswith("gw") or os.environ.get("DCX_TEST_PIN", "1") == "0":
+        return False
+    try:
+        available = sorted(os.sched_getaffinity(0))
+        index = int(name[2:])
+        mine = available[index::workers] or [available[index % len(available)]]
+        os.sched_setaffinity(0, mine)
+    except (AttributeError, OSError, ValueError):
+        return False
+    return True
+
+
+# two threads, or the worker's own cores (above), or a share of the cores when the workers are not pinned: the
 # workers share one budget of cores, as the processes the explorer starts do (core/cpu_budget.py)
-torch.set_num_threads(share(int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")), min(2, cores())))
+_workers = 1 if _pin_worker() else int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+torch.set_num_threads(share(_workers, min(2, cores())))
+
+
+def pytest_collection_modifyitems(config, items):
+    """The long tests first (notebooks, then training and browser tests): make test hands them out one at a time to
+    whichever worker is free (tests/run_suite.sh), so the workers end on short tests rather than one of them
+    finishing a long one alone."""
+    def rank(item):
+        return (0 if item.get_closest_marker("notebook") else
+                1 if item.get_closest_marker("slow") or item.get_closest_marker("browser") else 2)
+    items.sort(key=rank)
 
 
 @pytest.fixture(autouse=True)

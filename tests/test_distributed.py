@@ -84,6 +84,7 @@ def _train(args, run_dir, torchrun=False):
 
 
 @pytest.mark.slow
+@pytest.mark.whole_machine  # two processes, one core each
 def test_two_gloo_processes_on_digits_stay_identical_and_reach_the_single_process_band(tmp_path):
     steps = ["--steps", "300", "--eval-every", "100", "--snapshot-every", "100", "--seed", "0"]
     ddp_dir = tmp_path / "ddp"

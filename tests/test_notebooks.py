@@ -10,7 +10,7 @@ from nbclient import NotebookClient
 from conftest import REPO
 
 NOTEBOOKS = REPO / "notebooks"
-NAMES = ["quickstart", "beta_tuning", "dcsm_ablations", "open_run"]
+NAMES = ["beta_tuning", "quickstart", "open_run", "dcsm_ablations"]  # the longest first (tests/conftest.py)
 
 
 def test_every_notebook_is_tested_and_committed_without_outputs():
