@@ -28,6 +28,7 @@ import traceback
 from pathlib import Path
 
 from .config import TrainConfig
+from .cpu_budget import cores, share
 from .errors import ConfigError, RunError, UserError
 from .io import atomic_write_json
 from .overlap import recommend, snapshot_overlap
@@ -102,6 +103,13 @@ def _child_output(log_path: str):
                 traceback.print_exc(file=log)
             log.flush()
             os._exit(1)
+
+
+def cpu_threads(parallel: int) -> tuple[int, int]:
+    """Threads of each of `parallel` runs side by side, and of the warm-up, which trains alone: from the cores this
+    process may use (its affinity mask: taskset, a container, a pinned test worker), not the machine's count —
+    two threads on one allowed core wait for each other."""
+    return share(parallel), cores()
 
 
 def _train_child(cfg: dict, branch: dict | None, threads: int | None, log_path: str) -> None:
@@ -331,8 +339,7 @@ class TuningSession:
         parallel = int(self.data["parallel"])
         warmup_threads = threads
         if threads is None and (base.get("device", "auto") == "cpu" or not _has_cuda()):
-            threads = max(1, (os.cpu_count() or 1) // parallel)  # runs side by side share the CPU cores
-            warmup_threads = os.cpu_count() or 1  # the warm-up trains alone: every core
+            threads, warmup_threads = cpu_threads(parallel)
         started = time.perf_counter()
         (self.path / STOP_FILE).unlink(missing_ok=True)  # a request left from an earlier, stopped run of it
         self._adopt_marks()

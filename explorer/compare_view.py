@@ -149,20 +149,21 @@ class ComparePanel:
         self._draw(force=bool(changed & set(self.chosen)) or None)
 
     def _update_table(self):
-        # a run without a track (a broken one) gets an empty one: its row never reads its metrics from the start
-        tracks = {str(i.path): self.tracks.get(str(i.path)) or compare.RunTrack(i.path) for i in self.infos}
-        frame = compare.run_table([i.path for i in self.infos], {str(i.path): i for i in self.infos}, tracks)
-        selection = [int(k) for k in frame.index[frame["path"].isin(self.chosen)]]
-        self._updating_table = True
         try:
+            # a run without a track (a broken one) gets an empty one: its row never reads its metrics from the start
+            tracks = {str(i.path): self.tracks.get(str(i.path)) or compare.RunTrack(i.path) for i in self.infos}
+            frame = compare.run_table([i.path for i in self.infos], {str(i.path): i for i in self.infos}, tracks)
+            selection = [int(k) for k in frame.index[frame["path"].isin(self.chosen)]]
+            self._updating_table = True
             if not frame.equals(self.table.value):
                 self.table.value = frame
             if sorted(self.table.selection) != selection:
                 self.table.selection = selection
         finally:
             self._updating_table = False
-        if not self.table_slot.objects:
-            self.table_slot.objects = [self.table]
+            # the table joins once its rows are complete (no run's metrics still being read in the background)
+            if not self.table_slot.objects and not any(t.reading for t in self.tracks.values()):
+                self.table_slot.objects = [self.table]
 
     def _on_selection(self, event):
         if self._updating_table:

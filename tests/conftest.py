@@ -27,7 +27,8 @@ def _pin_worker() -> bool:
     try:
         available = sorted(os.sched_getaffinity(0))
         index = int(name[2:])
-        mine = available[index::workers] or [available[index % len(available)]]
+        # a worker that replaces a crashed one (gw2, ...) takes the cores of the slot it has the number of
+        mine = available[index % workers::workers] or [available[index % len(available)]]
         os.sched_setaffinity(0, mine)
     except (AttributeError, OSError, ValueError):
         return False
@@ -41,9 +42,9 @@ torch.set_num_threads(share(_workers, min(2, cores())))
 
 
 def pytest_collection_modifyitems(config, items):
-    """The long tests first (notebooks, then training and browser tests): make test hands them out one at a time to
-    whichever worker is free (tests/run_suite.sh), so the workers end on short tests rather than one of them
-    finishing a long one alone."""
+    """The long tests first (notebooks, then training and browser tests): make test hands them out to whichever
+    worker is free (tests/run_suite.sh), so the workers end on short tests rather than one of them finishing a long
+    one alone."""
     def rank(item):
         return (0 if item.get_closest_marker("notebook") else
                 1 if item.get_closest_marker("slow") or item.get_closest_marker("browser") else 2)

@@ -90,8 +90,8 @@ def wait_text(page, selector, pattern, timeout=60):
 def test_every_page_of_a_server_renders_not_only_its_first(server, runs_folder, browser):
     """A server's later pages draw the run list and the run (the Compare tab's Tabulator script was sent with the
     first page only: every later page stayed blank). Two pages on the module's server: the second is a later one
-    whatever ran before. The page shows the newest run: the finished one, or the one the live test below started
-    if it ran first (pytest-xdist may run a module's tests in another order)."""
+    whatever ran before. The page shows a run of the folder: the finished one, or the one the live test below
+    started if it ran first (pytest-xdist may run a module's tests in another order)."""
     runs = "|".join(re.escape(p.name) for p in runs_folder.iterdir() if (p / "config.json").is_file())
     for _ in range(2):
         page = browser.new_page()

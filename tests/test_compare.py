@@ -201,6 +201,24 @@ def service():
     svc.shutdown()
 
 
+def test_the_compare_table_joins_the_page_once_every_run_is_read(runs, service, monkeypatch):
+    """Rows that reach a Tabulator while the browser builds it are dropped: the table joins the page with all its
+    rows, after the background reads of large metrics files have finished."""
+    root, a, b, c = runs
+    monkeypatch.setattr(compare, "BACKGROUND_BYTES", 0)  # every run's metrics are read on the reader thread
+    app = ExplorerApp(root, service=service)
+    tab = app.compare_tab
+    app.tabs.active = app.COMPARE_TAB
+    assert any(t.reading for t in tab.tracks.values()) and tab.table_slot.objects == []
+    deadline = time.time() + 30
+    while time.time() < deadline and not tab.table_slot.objects:
+        time.sleep(0.2)
+        app.tick()
+    assert tab.table_slot.objects == [tab.table]
+    assert tab.table.value.set_index("name").loc["a", "ACC (eval only)"] == pytest.approx(
+        [r["acc"] for r in Run(a).metrics() if "acc" in r][-1])
+
+
 def test_the_compare_tab_overlays_the_chosen_runs(runs, service, monkeypatch):
     root, a, b, c = runs
     read = []

@@ -118,3 +118,13 @@ def test_a_map_worker_whose_server_died_while_it_started_ends_too(tmp_path):
     if alive:
         os.kill(worker, 9)
     assert not alive, "the map worker outlived a server that died while it started"
+
+
+def test_a_tuning_session_splits_the_cores_it_may_use_not_the_machines(monkeypatch):
+    from core import tuning
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {3})  # pinned to one core of sixteen
+    assert tuning.cpu_threads(2) == (1, 1)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)))
+    assert tuning.cpu_threads(2) == (4, 8) and tuning.cpu_threads(3) == (2, 8)

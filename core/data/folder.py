@@ -17,6 +17,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import torch
 
+from ..cpu_budget import cores
 from ..errors import DataError
 from .cache import load_cached, save_cached
 from .imageset import ImageSet
@@ -171,7 +172,7 @@ def load_image_folder(
             raise DataError(f"cannot read {rel} in {path}: {e}") from None
         return _decode(f"{rel} (in {path})", data, image_size)
 
-    workers = workers or min(8, os.cpu_count() or 2)
+    workers = workers or min(8, max(2, cores()))
     try:
         with ThreadPoolExecutor(workers) as pool:
             arrays = list(
