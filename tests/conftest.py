@@ -44,7 +44,10 @@ torch.set_num_threads(share(_workers, min(2, cores())))
 def pytest_collection_modifyitems(config, items):
     """The long tests first (notebooks, then training and browser tests): make test hands them out to whichever
     worker is free (tests/run_suite.sh), so the workers end on short tests rather than one of them finishing a long
-    one alone."""
+    one alone. In one process the order stays pytest's, which sets each module's fixtures up once."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+
     def rank(item):
         return (0 if item.get_closest_marker("notebook") else
                 1 if item.get_closest_marker("slow") or item.get_closest_marker("browser") else 2)
