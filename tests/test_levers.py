@@ -75,7 +75,7 @@ def test_resume_reproduces_a_run_with_every_lever_on_exactly(tmp_path):
     assert (b_sum["acc"], b_sum["nmi"]) == (a_sum["acc"], a_sum["nmi"])  # evaluated with the restored average
 
 
-def test_presets_resolve_per_data_set_and_settings_given_explicitly_win():
+def test_presets_resolve_per_data_set_and_settings_given_explicitly_win(tmp_path):
     from core import load_dataset
     from core.config import default_sources, resolve_config, validate
     from core.errors import ConfigError
@@ -94,6 +94,12 @@ def test_presets_resolve_per_data_set_and_settings_given_explicitly_win():
     assert default.schedule == DCCS.default_schedule("digits")
     assert DCCS.default_schedule("fashion-mnist") == "paper" and DCCS.default_schedule("my-folder") == "paper"
     assert fast.lr == 3e-4 and (fast.lr_schedule, fast.ema) == ("constant", 0.0)  # the levers did not help here
+    # a method setting in a preset: digits' fast preset has a z_s of 20, the paper's is 50, and a typed value wins
+    assert (paper.dim_zs, fast.dim_zs, default.dim_zs) == (50, 20, 20)
+    assert resolve_config(TrainConfig(dataset="digits", dim_zs=50), digits).dim_zs == 50
+    assert resolve_config(TrainConfig(dataset="fashion-mnist"), digits).dim_zs == 50
+    assert Trainer(TrainConfig(dataset="digits", run_dir=str(tmp_path / "r"))).method.encoder.heads.fc.out_features \
+        == 10 + 20  # the network is built with the preset's z_s
     assert "time_to_accuracy" in default_sources(TrainConfig(dataset="digits", schedule="fast"), 1)["lr"]
     with pytest.raises(ConfigError, match="measured on digits only, not on fashion-mnist"):
         resolve_config(TrainConfig(dataset="fashion-mnist", schedule="fast"), digits)
