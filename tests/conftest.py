@@ -90,17 +90,15 @@ def copy_run(template: Path, dest: Path) -> Path:
     Its checkpoints are hard links to the template's (about 90 MiB each for the digits network; dozens of copies
     filled CI's disk): the engine never writes a checkpoint in place — it writes a new file and renames it over the
     old name, and prunes by unlinking — so a copy that trains on leaves the template's files as they were."""
-    import os
     import shutil
 
+    from core.io import link_atomic  # a hard link, or a copy where links are not supported
+
     def link_checkpoints(src, dst):
-        if Path(src).suffix == ".pt":
-            try:
-                os.link(src, dst)
-                return dst
-            except OSError:  # another file system, or links not allowed: copy
-                pass
-        return shutil.copy2(src, dst)
+        if Path(src).suffix != ".pt":
+            return shutil.copy2(src, dst)
+        link_atomic(Path(src), Path(dst))
+        return dst
 
     dest.parent.mkdir(parents=True, exist_ok=True)
     shutil.copytree(template, dest, copy_function=link_checkpoints)
