@@ -34,6 +34,7 @@ class AugmentSettings:
     hue: float = 0.125  # shift drawn from [-h, h] (fraction of the colour wheel)
     channel_shuffle: bool = True
     jitter_before_grey: bool = False
+    rotation: float = 0.0  # largest rotation, degrees, drawn from [-r, r] (not in the paper; 0: none, no draw)
 
 
 def to_grey(x: torch.Tensor) -> torch.Tensor:
@@ -79,6 +80,8 @@ def sample_params(n: int, settings: AugmentSettings, height: int, width: int, ch
         "saturation": _uniform(n, 1 - s.saturation, 1 + s.saturation, generator, device),
         "hue": _uniform(n, -s.hue, s.hue, generator, device),
     }
+    if s.rotation > 0:  # drawn only when asked for, so runs without it keep their random stream
+        params["angle"] = _uniform(n, -math.radians(s.rotation), math.radians(s.rotation), generator, device)
     if channels == 3:
         params["perm"] = torch.randint(0, 6, (n,), generator=generator, device=device)
         if not s.channel_shuffle:
@@ -87,15 +90,23 @@ def sample_params(n: int, settings: AugmentSettings, height: int, width: int, ch
 
 
 def crop_flip(x: torch.Tensor, p: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Random resized crop + horizontal flip as one bilinear resampling of the batch."""
+    """Random resized crop + horizontal flip (+ rotation, where asked for) as one bilinear resampling of the batch.
+
+    An output point u (normalised coordinates) samples the input at diag(±w, h) · R(angle) · u + centre: the output
+    is rotated about its centre, then laid over the crop."""
     n = x.shape[0]
     sx = p["w"] * torch.where(p["flip"], -1.0, 1.0)
     cx = 2 * (p["x0"] + p["w"] / 2) - 1
     cy = 2 * (p["y0"] + p["h"] / 2) - 1
     theta = torch.zeros(n, 2, 3, device=x.device, dtype=x.dtype)
-    theta[:, 0, 0] = sx
+    if "angle" in p:
+        cos, sin = p["angle"].cos().to(x.dtype), p["angle"].sin().to(x.dtype)
+        theta[:, 0, 0], theta[:, 0, 1] = sx * cos, -sx * sin
+        theta[:, 1, 0], theta[:, 1, 1] = p["h"] * sin, p["h"] * cos
+    else:
+        theta[:, 0, 0] = sx
+        theta[:, 1, 1] = p["h"]
     theta[:, 0, 2] = cx
-    theta[:, 1, 1] = p["h"]
     theta[:, 1, 2] = cy
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)

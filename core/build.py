@@ -13,7 +13,8 @@ def build_pipeline(cfg, data) -> InputPipeline:
     aug = AugmentSettings(
         crop_area=(cfg.crop_area_min, cfg.crop_area_max), crop_ratio=(cfg.crop_ratio_min, cfg.crop_ratio_max),
         flip=bool(cfg.flip), brightness=cfg.brightness, contrast=cfg.contrast, saturation=cfg.saturation,
-        hue=cfg.hue, channel_shuffle=cfg.channel_shuffle, jitter_before_grey=cfg.jitter_before_grey)
+        hue=cfg.hue, channel_shuffle=cfg.channel_shuffle, jitter_before_grey=cfg.jitter_before_grey,
+        rotation=cfg.rotation)
     return InputPipeline(data.channels, cfg.colour_mode, aug)
 
 

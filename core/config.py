@@ -63,8 +63,8 @@ class TrainConfig:
     # ---- length ----
     steps: int | None = setting(None, "training steps (DCCS: n_critic critic updates + 1 encoder update; DCSM: one "
                                 "batch trained --repeats times); default from --epochs or the data set (digits: "
-                                "DCCS 800, DCSM 400 steps; other sets: DCCS 100 epochs, 200 for CIFAR-10 and STL-10; "
-                                "DCSM 20 epochs)", low=1,
+                                "DCCS 500 (fast preset) or 800 (paper), DCSM 400 steps; other sets: DCCS 100 "
+                                "epochs, 200 for CIFAR-10 and STL-10; DCSM 20 epochs)", low=1,
                                 group=LENGTH)
     epochs: float | None = setting(None, "passes over the data (each batch feeds one update); used when --steps is "
                                    "not given", low=0, low_open=True, high=1e6, group=LENGTH)
@@ -111,6 +111,9 @@ class TrainConfig:
                                     group=AUGMENT)
     jitter_before_grey: bool = setting(False, "colour-jitter before grey conversion (the authors jitter after it)",
                                        group=AUGMENT)
+    rotation: float | None = setting(None, "largest random rotation in degrees, drawn per image from [-r, r] (not "
+                                     "in the paper's T; default: 0 = none, or the preset's)", low=0, high=180,
+                                     group=AUGMENT)
     # ---- what is written while training ----
     log_every: int = setting(10, "steps between records in metrics.jsonl (the only host synchronisation; live "
                              "changes such as β_Aug apply from the step after a record)", low=1, group=OUTPUT)
@@ -201,7 +204,7 @@ def shared_fields() -> list[dataclasses.Field]:
 # Defaults of the shared augmentation settings per data set (a property of the images, not of the method).
 PAPER_CROP = "the paper's supplement B (crop area 0.4–1; flip, except for digits)"
 AUGMENT_DEFAULTS = DefaultsTable(
-    common=Defaults({"flip": True, "crop_area_min": 0.4}, PAPER_CROP),
+    common=Defaults({"flip": True, "crop_area_min": 0.4, "rotation": 0.0}, PAPER_CROP + "; no rotation"),
     datasets={
         "digits": Defaults({"flip": False, "crop_area_min": 0.7}, "not in the paper: no flip for digits; 40 % of an "
                            "8×8 digit is too little of it (docs/methods.md, 'Digits settings')"),

@@ -34,6 +34,9 @@ from .io import atomic_savez, atomic_write_json, json_line
 from .runlock import RunLock
 
 FORMAT_VERSION = 1
+# Settings added after runs were recorded, with the value those runs trained with: a config.json without one reads
+# as having it (so such a run resumes, branches and evaluates as it trained, not with today's default or preset).
+SETTINGS_ADDED_LATER = {"rotation": 0.0}
 _SNAP_RE = re.compile(r"^step_(\d{8})\.npz$")
 _CKPT_RE = re.compile(r"^step_(\d{8})\.pt$")
 
@@ -338,6 +341,7 @@ class Run:
                 raise RunError(f"{self.path}/config.json cannot be read: {e}") from None
             if not isinstance(config, dict) or not isinstance(config.get("settings"), dict):
                 raise RunError(f"{self.path}/config.json is not a run's configuration: it holds no settings object")
+            config["settings"] = {**SETTINGS_ADDED_LATER, **config["settings"]}
             self._config = config
         return self._config
 

@@ -88,6 +88,26 @@ def test_flip_and_crop_are_exact():
     assert torch.allclose(row, expected, atol=1e-4)
 
 
+def test_rotation_is_exact_and_drawn_only_when_asked_for():
+    # a quarter turn maps pixel centres onto pixel centres: output (i, j) samples the input at (j, 27 - i), torch.rot90 with k = 1
+    x = _batch(2, 1, 28).float() / 255
+    p = _identity(2)
+    p["angle"] = torch.tensor([math.pi / 2, 0.0])
+    out = crop_flip(x, p)
+    assert torch.allclose(out[0], x[0].rot90(1, dims=(1, 2)), atol=1e-4)
+    assert torch.allclose(out[1], x[1], atol=1e-5)
+    # rotation and flip compose as flip after rotation: a flipped quarter turn is the transpose
+    p["flip"] = torch.tensor([True, False])
+    assert torch.allclose(crop_flip(x, p)[0], x[0].transpose(1, 2), atol=1e-4)
+    # angles stay within ±r; with r = 0 nothing is drawn, so every other parameter is the same as without it
+    drawn = sample_params(500, AugmentSettings(rotation=15), 28, 28, 1, torch.Generator().manual_seed(0), "cpu")
+    assert drawn["angle"].abs().max() <= math.radians(15) + 1e-6
+    assert drawn["angle"].abs().max() > math.radians(14)
+    off = sample_params(8, AugmentSettings(rotation=0), 28, 28, 1, torch.Generator().manual_seed(1), "cpu")
+    plain = sample_params(8, AugmentSettings(), 28, 28, 1, torch.Generator().manual_seed(1), "cpu")
+    assert "angle" not in off and all(torch.equal(off[k], plain[k]) for k in plain)
+
+
 def test_jitter_formulas():
     x = torch.full((1, 1, 4, 4), 0.5)
     x[0, 0, 0, 0] = 0.1
