@@ -98,6 +98,10 @@ def test_presets_resolve_per_data_set_and_settings_given_explicitly_win(tmp_path
     assert (paper.dim_zs, fast.dim_zs, default.dim_zs) == (50, 20, 20)
     assert resolve_config(TrainConfig(dataset="digits", dim_zs=50), digits).dim_zs == 50
     assert resolve_config(TrainConfig(dataset="fashion-mnist"), digits).dim_zs == 50
+    # a shared setting in a preset: rotations up to 20° and 500 steps in digits' fast preset; none, 800 in the paper's
+    assert (paper.rotation, fast.rotation, default.rotation, paper.steps, fast.steps) == (0.0, 20.0, 20.0, 800, 500)
+    assert resolve_config(TrainConfig(dataset="fashion-mnist"), digits).rotation == 0.0
+    assert resolve_config(TrainConfig(dataset="digits", rotation=0.0), digits).rotation == 0.0
     assert Trainer(TrainConfig(dataset="digits", run_dir=str(tmp_path / "r"))).method.encoder.heads.fc.out_features \
         == 10 + 20  # the network is built with the preset's z_s
     assert "time_to_accuracy" in default_sources(TrainConfig(dataset="digits", schedule="fast"), 1)["lr"]
@@ -124,3 +128,20 @@ def test_a_config_written_before_the_levers_trains_without_them(tmp_path):
     method = Trainer(resolve_config(_config(tmp_path, "new", schedule="paper"), load_dataset("digits"))).method
     method.configure_levers(cfg)
     assert not method.lr_schedule.active and method.average is None
+
+
+def test_a_run_recorded_before_rotation_existed_resumes_without_it(tmp_path):
+    import json
+
+    from core.checkpoints import resume_point
+
+    Trainer(_config(tmp_path, "old", steps=10, checkpoint_every=10)).fit()
+    path = tmp_path / "old" / "config.json"
+    config = json.loads(path.read_text())
+    assert isinstance(config["settings"]["rotation"], float)  # recorded, resolved, in every new run
+    config["settings"].pop("rotation")  # as written before the setting existed
+    path.write_text(json.dumps(config))
+    assert Run(tmp_path / "old").config["settings"]["rotation"] == 0.0  # reads as what it trained with
+    cfg, _ = resume_point(tmp_path / "old", {"steps": 20})
+    assert cfg.rotation == 0.0  # not today's default or preset
+    assert Trainer.resume(tmp_path / "old", steps=20).method.pipeline.settings.rotation == 0.0
