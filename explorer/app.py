@@ -701,7 +701,7 @@ class RunView(param.Parameterized):
         """Select probe rows from outside the map: the grid lists them and the map highlights them."""
         self._on_select([int(r) for r in rows])
         if what:
-            self._alert(f"selected the {len(rows):,} images of {what}", "info")
+            self._alert(f"selected the {len(rows):,} {'image' if len(rows) == 1 else 'images'} of {what}", "info")
         if self.scatter_pipe is not None and self.scatter_pipe.data is not None:
             frame = self.scatter_pipe.data.copy()
             frame.attrs["selected"] = list(self.selected)

@@ -139,7 +139,9 @@ def test_train_help_lists_every_method_and_setting():
 
     dccs, dcsm = DCCS.defaults.lookup, DCSM.defaults.lookup
     text = " ".join(proc.stdout.split())
-    assert (f"digits: DCCS {dccs('digits', 1)['steps']}, DCSM {dcsm('digits', 1)['steps']} steps; other sets: DCCS "
+    fast = DCCS.presets["fast"].lookup("digits", 1)["steps"]
+    assert (f"digits: DCCS {fast} (fast preset) or {dccs('digits', 1)['steps']} (paper), DCSM "
+            f"{dcsm('digits', 1)['steps']} steps; other sets: DCCS "
             f"{dccs('fashion-mnist', 1)['epochs']} epochs, {dccs('cifar10', 3)['epochs']} for CIFAR-10 and STL-10; "
             f"DCSM {dcsm('fashion-mnist', 1)['epochs']} epochs") in text
     assert dccs("stl10", 3)["epochs"] == dccs("cifar10", 3)["epochs"] and dcsm("cifar10", 3)["epochs"] == 20
