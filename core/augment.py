@@ -98,16 +98,11 @@ def crop_flip(x: torch.Tensor, p: dict[str, torch.Tensor]) -> torch.Tensor:
     sx = p["w"] * torch.where(p["flip"], -1.0, 1.0)
     cx = 2 * (p["x0"] + p["w"] / 2) - 1
     cy = 2 * (p["y0"] + p["h"] / 2) - 1
+    angle = p.get("angle")  # absent: no rotation (cos 1 and sin 0 leave the crop's matrix exactly as it was)
+    cos, sin = (1.0, 0.0) if angle is None else (angle.cos().to(x.dtype), angle.sin().to(x.dtype))
     theta = torch.zeros(n, 2, 3, device=x.device, dtype=x.dtype)
-    if "angle" in p:
-        cos, sin = p["angle"].cos().to(x.dtype), p["angle"].sin().to(x.dtype)
-        theta[:, 0, 0], theta[:, 0, 1] = sx * cos, -sx * sin
-        theta[:, 1, 0], theta[:, 1, 1] = p["h"] * sin, p["h"] * cos
-    else:
-        theta[:, 0, 0] = sx
-        theta[:, 1, 1] = p["h"]
-    theta[:, 0, 2] = cx
-    theta[:, 1, 2] = cy
+    theta[:, 0, 0], theta[:, 0, 1], theta[:, 0, 2] = sx * cos, -sx * sin, cx
+    theta[:, 1, 0], theta[:, 1, 1], theta[:, 1, 2] = p["h"] * sin, p["h"] * cos, cy
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
