@@ -19,7 +19,24 @@ import torch
 # "aot-eager" captures the graphs (forward and backward) without generating code: it shows graph breaks and
 # checks the capture without a C++ compiler, at no speed-up
 COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune", "aot-eager")
-PRECISIONS = ("fp32", "tf32", "bf16")
+PRECISIONS = ("fp32", "tf32", "bf16", "auto")
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether `device` multiplies bf16 matrices in hardware: a GPU with bf16 (Ampere or later), or a CPU with
+    AVX-512 BF16 or AMX. Elsewhere bf16 is emulated and slower than fp32 (docs/methods.md, 'CPU speed')."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    if device.type == "cpu":
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    return False
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """"auto" → bf16 where the device has native bf16 products, else fp32; any other value unchanged."""
+    if precision != "auto":
+        return precision
+    return "bf16" if native_bf16(device) else "fp32"
 
 
 def set_matmul_precision(precision: str) -> None:

@@ -16,9 +16,10 @@ import math
 from dataclasses import dataclass, fields
 from typing import Any
 
-from .acceleration import COMPILE_MODES, PRECISIONS
+from .acceleration import COMPILE_MODES, PRECISIONS, resolve_precision
 from .levers import LEVERS_OFF, PRESETS, SCHEDULES
 from .errors import ConfigError
+from .runtime import resolve_device
 from .settings import Defaults, DefaultsTable, check_settings, flag, normalise, setting
 
 COLOUR_MODES = ("grey", "rgb", "sobel")
@@ -58,8 +59,10 @@ class TrainConfig:
                            "also CUDA graphs), max-autotune, or aot-eager (capture only: shows graph breaks, no "
                            "speed-up); falls back to uncompiled with a warning when compiling fails",
                            choices=COMPILE_MODES, group=RUN)
-    precision: str = setting("fp32", "matrix-product precision: fp32, tf32 (Ampere-or-later GPUs) or bf16 (autocast)",
-                             choices=PRECISIONS, group=RUN)
+    precision: str | None = setting(None, "matrix-product precision: fp32, tf32 (Ampere-or-later GPUs), bf16 "
+                                    "(autocast), or auto: bf16 where the device multiplies bf16 natively (a GPU with "
+                                    "bf16, a CPU with AVX-512 BF16 or AMX), else fp32; config.json records which "
+                                    "(default: fp32, or the preset's)", choices=PRECISIONS, group=RUN)
     # ---- length ----
     steps: int | None = setting(None, "training steps (DCCS: n_critic critic updates + 1 encoder update; DCSM: one "
                                 "batch trained --repeats times); default from --epochs or the data set (digits: "
@@ -267,6 +270,9 @@ def resolve_config(cfg: TrainConfig, data, world_size: int = 1) -> TrainConfig:
     changes = {name: value for name, value in table.items()
                if name not in ("steps", "epochs") and (name in own or hasattr(cfg, name)) and getattr(cfg, name) is None}
     changes["schedule"] = schedule
+    precision = changes.get("precision", cfg.precision)
+    if precision == "auto":  # recorded as what it chose, so a resume elsewhere trains as this run did
+        changes["precision"] = resolve_precision(precision, resolve_device(cfg.device))
     if cfg.best_metric is None:
         changes["best_metric"] = method.best_metrics[0]
     k = cfg.num_clusters or data.num_classes

@@ -15,8 +15,8 @@ from .settings import Defaults
 
 SCHEDULES = ("constant", "cosine", "linear")
 PRESETS = ("paper", "fast")  # --schedule: each method says what each means for each data set (its `presets`)
-LEVERS_OFF = Defaults({"lr_schedule": "constant", "lr_warmup": 0, "lr_floor": 0.0, "ema": 0.0},
-                      "the papers' training: constant learning rate, no weight averaging")
+LEVERS_OFF = Defaults({"lr_schedule": "constant", "lr_warmup": 0, "lr_floor": 0.0, "ema": 0.0, "precision": "fp32"},
+                      "the papers' training: constant learning rate, no weight averaging, fp32")
 
 
 def lr_factor(step: int, total: int, schedule: str = "constant", warmup: int = 0, floor: float = 0.0) -> float:

@@ -97,3 +97,21 @@ def test_a_compiler_failure_falls_back_to_eager_with_one_warning(monkeypatch):
         warnings.simplefilter("error")
         assert c(torch.tensor(4.0)) == 8.0  # eager from then on, no second warning
     assert c.compiled is None and "no C++ compiler" in c.failed
+
+
+def test_auto_precision_is_bf16_only_where_the_device_has_native_bf16_and_is_recorded_as_chosen(tmp_path,
+                                                                                                 monkeypatch):
+    import core.acceleration as acceleration
+    from core import Run
+
+    assert acceleration.resolve_precision("tf32", torch.device("cpu")) == "tf32"  # only "auto" is chosen
+    for native, chosen in ((True, "bf16"), (False, "fp32")):
+        monkeypatch.setattr(acceleration, "native_bf16", lambda device, native=native: native)
+        t = _trainer(tmp_path / chosen, precision="auto")
+        assert t.config.precision == chosen and t.method.precision == chosen
+        assert Run(tmp_path / chosen / "run").config["settings"]["precision"] == chosen  # a resume elsewhere trains the same
+    assert _trainer(tmp_path / "default").config.precision == "fp32"  # the paper's, unless a preset says otherwise
+    # on this machine: bf16 exactly where torch reports AVX-512 BF16 or AMX
+    monkeypatch.undo()
+    cpu_native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    assert acceleration.resolve_precision("auto", torch.device("cpu")) == ("bf16" if cpu_native else "fp32")
