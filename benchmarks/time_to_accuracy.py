@@ -10,7 +10,9 @@ A variant is a name and the `python -m core train` flags that make it (default: 
 its evaluations (every --eval-every steps, on every image) are the points of its curve. Wall time counts from the
 run's start, evaluations included, as the run's own `time` field does. Printed: k-means on the raw pixels
 (measured in the same invocation, the baseline each ACC is given as a ratio to), a table of every evaluation, the
-first time each variant passed each ACC threshold, and the mean over seeds at each evaluation index. Written under
+first time each variant passed each ACC threshold, the mean over seeds at each evaluation index, and each variant's
+mean ACC at the first variant's evaluation times (equal wall time) with whether it is at or above the first
+variant's at every one — the rule for a fast preset (docs/methods.md, 'Presets'). Written under
 --out: curves.csv and acc_vs_time.png (one line per variant and seed, k-means dashed).
 """
 
@@ -69,6 +71,22 @@ def run_one(settings: dict, common: dict, seed: int, minutes: float, run_dir: Pa
 
 def first_time(points: list[dict], threshold: float) -> float | None:
     return next((p["time"] for p in points if p["acc"] >= threshold), None)
+
+
+def acc_at_reference_times(curves: dict, name: str, reference: str, seeds: list[int]) -> list[float | None]:
+    """`name`'s mean ACC over the seeds at each of `reference`'s evaluation times (per seed, the latest evaluation
+    of `name` at or before that time; None where some seed had none yet). Variants whose steps differ in cost
+    are compared at equal wall time, not at equal evaluation index."""
+    n = min(len(curves[(reference, s)]) for s in seeds)
+    row = []
+    for i in range(n):
+        accs = []
+        for s in seeds:
+            t = curves[(reference, s)][i]["time"]
+            seen = [q["acc"] for q in curves[(name, s)] if q["time"] <= t + 1e-9]
+            accs.append(seen[-1] if seen else None)
+        row.append(None if None in accs else sum(accs) / len(accs))
+    return row
 
 
 def main(argv=None) -> int:
@@ -133,6 +151,16 @@ def main(argv=None) -> int:
         row = [(sum(r[i]["time"] for r in runs) / len(runs), sum(r[i]["acc"] for r in runs) / len(runs))
                for i in range(n)]
         print(f"{name:>10}: " + "  ".join(f"{t:.0f}s {a:.3f}" for t, a in row))
+
+    reference = next(iter(variants))
+    print(f"\nby time: mean ACC over the seeds at each of {reference}'s evaluation times (each variant's latest "
+          f"evaluation by then; '-': none yet), and whether it is at or above {reference}'s at every one")
+    for name in variants:
+        row = acc_at_reference_times(curves, name, reference, args.seeds)
+        ok = all(a is not None and a >= r - 1e-12 for a, r in zip(row, acc_at_reference_times(
+            curves, reference, reference, args.seeds)))
+        print(f"{name:>10}: " + "  ".join("-" if a is None else f"{a:.3f}" for a in row)
+              + ("" if name == reference else f"   at or above at every one: {'yes' if ok else 'no'}"))
 
     from plot import line_chart
 
