@@ -133,7 +133,8 @@ def main(argv=None):
     eval_every = max(1, round(args.eval_every_epochs * steps_per_epoch))
     cfg = TrainConfig(dataset=dataset, data_path=data_path if dataset == args.dataset else None,
                       device=str(device), epochs=args.epochs,
-                      beta_aug=args.beta_aug, lr=args.lr, seed=args.seed, run_dir=str(Path(run_dir) / "run"),
+                      schedule="paper", beta_aug=args.beta_aug, lr=args.lr, seed=args.seed,
+                      run_dir=str(Path(run_dir) / "run"),
                       eval_every=eval_every, log_every=eval_every, snapshot_every=eval_every * 10,
                       checkpoint_every=eval_every * 10, progress=False)
     print(f"device {device}; {n} images; {batches_per_epoch} batches of 64 per epoch; run in {cfg.run_dir}")

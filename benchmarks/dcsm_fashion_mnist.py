@@ -28,7 +28,7 @@ from core.runtime import resolve_device  # noqa: E402
 from core.trainer import Trainer  # noqa: E402
 
 METHODS = {
-    "DCCS": dict(method="dccs"),
+    "DCCS": dict(method="dccs", schedule="paper"),  # the paper's settings, as the DCSM runs
     "DCSM": dict(method="dcsm"),
     "DCSM-oc": dict(method="dcsm", ablation="oc"),
 }

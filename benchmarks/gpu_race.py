@@ -56,7 +56,8 @@ def _trainer(args, compile_mode: str, precision: str, seed: int, run_dir: str):
     from core.trainer import Trainer
 
     cfg = TrainConfig(dataset=args.dataset, data_path=args.data_path, device=args.device, seed=seed,
-                      compile=compile_mode, precision=precision, batch_size=64, n_critic=4, steps=10 ** 9,
+                      schedule="paper", compile=compile_mode, precision=precision, batch_size=64, n_critic=4,
+                      steps=10 ** 9,
                       eval_every=0, snapshot_every=10 ** 9, checkpoint_every=10 ** 9, progress=False,
                       eval_batch_size=args.eval_batch_size, run_dir=run_dir)
     return Trainer(cfg)

@@ -77,8 +77,8 @@ def main(argv=None):
                                                               "ACC past the recommendation)")
     p.add_argument("--paper-choice", type=float, default=2.0)
     p.add_argument("--root", default=None)
-    p.add_argument("--schedule", choices=["paper", "fast"], default=None,
-                   help="training preset of every run (default: the data set's default preset)")
+    p.add_argument("--schedule", choices=["paper", "fast"], default="paper",
+                   help="training preset of every run (default: paper, the paper's hyper-parameters)")
     args = p.parse_args(argv)
     base = TrainConfig(dataset=args.dataset, data_path=args.data_path or None, device=args.device,
                        epochs=None if args.steps else args.epochs, steps=args.steps, progress=False,

@@ -109,7 +109,8 @@ def test_auto_precision_is_bf16_only_where_the_device_has_native_bf16_and_is_rec
         monkeypatch.setattr(acceleration, "native_bf16", lambda device, native=native: native)
         t = _trainer(tmp_path / chosen, precision="auto")
         assert t.config.precision == chosen and t.method.precision == chosen
-        assert Run(tmp_path / chosen / "run").config["settings"]["precision"] == chosen  # a resume elsewhere trains the same
+        # recorded as chosen: a resume on another machine trains as this run did
+        assert Run(tmp_path / chosen / "run").config["settings"]["precision"] == chosen
     assert _trainer(tmp_path / "default").config.precision == "fp32"  # the paper's, unless a preset says otherwise
     # on this machine: bf16 exactly where torch reports AVX-512 BF16 or AMX
     monkeypatch.undo()

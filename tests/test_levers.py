@@ -92,7 +92,7 @@ def test_presets_resolve_per_data_set_and_settings_given_explicitly_win(tmp_path
     assert (mine.ema, mine.lr, mine.steps) == (0.0, 2e-4, 30)  # what is typed wins over the preset
     default = resolve_config(TrainConfig(dataset="digits"), digits)
     assert default.schedule == DCCS.default_schedule("digits")
-    assert DCCS.default_schedule("fashion-mnist") == "paper" and DCCS.default_schedule("my-folder") == "paper"
+    assert DCCS.default_schedule("fashion-mnist") == "fast" and DCCS.default_schedule("my-folder") == "paper"
     assert fast.lr == 3e-4 and (fast.lr_schedule, fast.ema) == ("constant", 0.0)  # the levers did not help here
     # a method setting in a preset: digits' fast preset has a z_s of 20, the paper's is 50, and a typed value wins
     assert (paper.dim_zs, fast.dim_zs, default.dim_zs) == (50, 20, 20)
@@ -105,8 +105,20 @@ def test_presets_resolve_per_data_set_and_settings_given_explicitly_win(tmp_path
     assert Trainer(TrainConfig(dataset="digits", run_dir=str(tmp_path / "r"))).method.encoder.heads.fc.out_features \
         == 10 + 20  # the network is built with the preset's z_s
     assert "time_to_accuracy" in default_sources(TrainConfig(dataset="digits", schedule="fast"), 1)["lr"]
-    with pytest.raises(ConfigError, match="measured on digits only, not on fashion-mnist"):
-        resolve_config(TrainConfig(dataset="fashion-mnist", schedule="fast"), digits)
+    # Fashion-MNIST's fast preset: β_Aug 1 (the paper's 2) and bf16 where the hardware multiplies it natively
+    from core.acceleration import resolve_precision
+
+    fm_fast = resolve_config(TrainConfig(dataset="fashion-mnist", device="cpu"), digits)
+    fm_paper = resolve_config(TrainConfig(dataset="fashion-mnist", schedule="paper", device="cpu"), digits)
+    assert (fm_fast.schedule, fm_fast.beta_aug, fm_fast.precision) == \
+        ("fast", 1.0, resolve_precision("auto", torch.device("cpu")))
+    assert (fm_paper.beta_aug, fm_paper.precision, fm_paper.lr, fm_paper.dim_zs) == (2.0, "fp32", 1e-4, 50)
+    assert fm_fast.epochs == fm_paper.epochs and fm_fast.steps == fm_paper.steps  # the same length
+    typed = resolve_config(TrainConfig(dataset="fashion-mnist", beta_aug=3.0, precision="fp32"), digits)
+    assert (typed.beta_aug, typed.precision) == (3.0, "fp32")
+    assert fast.precision == paper.precision == "fp32"  # digits' presets keep fp32 (bf16 moved its seeds)
+    with pytest.raises(ConfigError, match="measured on digits, fashion-mnist only, not on mnist"):
+        resolve_config(TrainConfig(dataset="mnist", schedule="fast"), digits)
     assert default_sources(TrainConfig(dataset="digits", schedule="paper"), 1)["lr"].startswith("the paper")
     dcsm = resolve_config(TrainConfig(dataset="digits", method="dcsm"), digits)
     assert dcsm.schedule == "paper" and dcsm.lr_schedule == "constant" and dcsm.ema == 0.0
