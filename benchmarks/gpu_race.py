@@ -13,9 +13,10 @@ of the paper's schedule (batch 64, n_critic 4) in its own process; seconds per s
 one evaluation. Each setup is printed as a ratio to this engine's eager fp32 measured in the same run, beside the
 authors' code's 12.3–12.6 s per epoch on an H100 (for reference only: another machine).
 
-Phase 2 (`race`): one process per seed, all at once on the one device, each training with the given setup for
-`--minutes` of wall time and evaluating ACC/NMI/ARI on every image every `--eval-seconds`; one CSV per seed and the
-time each first passed 0.70 and the paper's 0.756.
+Phase 2 (`race`): one process per seed and preset (`--schedules paper,fast`: the paper's hyper-parameters and the
+data set's fast preset, Fashion-MNIST's being β_Aug 1), all at once on the one device, each training with the given
+compile/precision setup for `--minutes` of wall time and evaluating ACC/NMI/ARI on every image every
+`--eval-seconds`; one CSV per preset and seed, and the time each first passed 0.70 and the paper's 0.756.
 """
 
 from __future__ import annotations
@@ -51,12 +52,12 @@ def _sync(device):
         torch.cuda.synchronize(device)
 
 
-def _trainer(args, compile_mode: str, precision: str, seed: int, run_dir: str):
+def _trainer(args, compile_mode: str, precision: str, seed: int, run_dir: str, schedule: str = "paper"):
     from core import TrainConfig
     from core.trainer import Trainer
 
     cfg = TrainConfig(dataset=args.dataset, data_path=args.data_path, device=args.device, seed=seed,
-                      schedule="paper", compile=compile_mode, precision=precision, batch_size=64, n_critic=4,
+                      schedule=schedule, compile=compile_mode, precision=precision, batch_size=64, n_critic=4,
                       steps=10 ** 9,
                       eval_every=0, snapshot_every=10 ** 9, checkpoint_every=10 ** 9, progress=False,
                       eval_batch_size=args.eval_batch_size, run_dir=run_dir)
@@ -138,7 +139,7 @@ def race_one(args) -> dict:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        t = _trainer(args, compile_mode, precision, args.seed, str(Path(tmp) / "run"))
+        t = _trainer(args, compile_mode, precision, args.seed, str(Path(tmp) / "run"), args.schedule)
         method, batches, device = t.method, t.batches, t.device
         rows, step, started = [], 0, time.perf_counter()
         next_eval = args.eval_seconds
@@ -155,26 +156,27 @@ def race_one(args) -> dict:
                 rows.append({"seconds": round(elapsed, 2), "step": step, "epoch": round(batches.epoch, 3),
                              "acc": s.get("acc"), "nmi": s.get("nmi"), "ari": s.get("ari"),
                              "empty_clusters": s.get("empty_clusters")})
-                print(json.dumps({"seed": args.seed, **rows[-1]}), flush=True)
+                print(json.dumps({"schedule": args.schedule, "seed": args.seed, **rows[-1]}), flush=True)
                 next_eval += args.eval_seconds
                 method.train()
                 if time.perf_counter() >= deadline:
                     break
-    with open(out / f"race-seed{args.seed}.csv", "w") as f:
+    with open(out / f"race-{args.schedule}-seed{args.seed}.csv", "w") as f:
         f.write(",".join(rows[0]) + "\n")
         for r in rows:
             f.write(",".join(str(v) for v in r.values()) + "\n")
     first = {th: next((r["seconds"] for r in rows if (r["acc"] or 0) >= th), None) for th in (0.70, PAPER_ACC)}
     best = max(rows, key=lambda r: r["acc"] or 0)
-    return {"seed": args.seed, "first_0.70_s": first[0.70], "first_0.756_s": first[PAPER_ACC], "best": best,
+    return {"schedule": args.schedule, "seed": args.seed, "first_0.70_s": first[0.70], "first_0.756_s": first[PAPER_ACC], "best": best,
             "last": rows[-1]}
 
 
 def race(args) -> int:
-    """Phase 2: one process per seed, all at once."""
+    """Phase 2: one process per schedule and seed, all at once."""
     procs = []
-    for seed in [int(s) for s in args.seeds.split(",")]:
-        cmd = [sys.executable, __file__, "race-one", "--seed", str(seed), "--minutes", str(args.minutes),
+    for schedule, seed in [(sc, int(s)) for sc in args.schedules.split(",") for s in args.seeds.split(",")]:
+        cmd = [sys.executable, __file__, "race-one", "--seed", str(seed), "--schedule", schedule,
+               "--minutes", str(args.minutes),
                "--eval-seconds", str(args.eval_seconds), "--compile", args.compile, "--precision", args.precision,
                "--dataset", args.dataset, "--device", args.device, "--out", args.out,
                "--eval-batch-size", str(args.eval_batch_size)] + (["--data-path", args.data_path]
@@ -185,7 +187,8 @@ def race(args) -> int:
         out, _ = p.communicate()
         sys.stdout.write(out)
         ok &= p.returncode == 0
-    print(f"\nphase 2: {args.seeds} at once, {args.compile} / {args.precision}, {args.minutes} min each, "
+    print(f"\nphase 2: schedules {args.schedules} × seeds {args.seeds} at once, {args.compile} / {args.precision}, "
+          f"{args.minutes} min each, "
           f"ACC on every image every {args.eval_seconds} s; the paper: {PAPER_ACC}")
     return 0 if ok else 1
 
@@ -204,6 +207,9 @@ def main(argv=None) -> int:
     p.add_argument("--setup-cap", type=int, default=150, help="phase 1: seconds before a setup is cut off")
     p.add_argument("--seeds", default="0,1")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--schedules", default="paper", help="phase 2: presets raced side by side (paper,fast: the "
+                   "data set's fast preset beside the paper's; the race's --compile/--precision apply to both)")
+    p.add_argument("--schedule", default="paper", choices=("paper", "fast"))
     p.add_argument("--minutes", type=float, default=5.0)
     p.add_argument("--eval-seconds", type=float, default=30.0)
     p.add_argument("--compile", default="none")

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GPU race as one prepared device run (the GPU issue; docs/benchmarks.md, "The GPU race"): phase 1 times DCCS
-# on Fashion-MNIST for eager fp32 and every lever alone and combined; phase 2 races two seeds at once on the one
-# GPU for 5 minutes with the fastest correct setup, ACC on all 70,000 images every 30 s. Phases 1 and 2 together
+# on Fashion-MNIST for eager fp32 and every lever alone and combined; phase 2 races two seeds of the paper's settings
+# and two of the fast preset at once on the one GPU for 5 minutes with the fastest correct setup, ACC on all 70,000
+# images every 30 s. Phases 1 and 2 together
 # stay under 9 minutes (each capped by `timeout`); every output goes under $OUT.
 #
 # Here, once (the data does not travel by itself; .data/ is git-ignored):
@@ -13,7 +14,8 @@
 # Sizes (environment): SETUPS (phase 1, comma-separated: eager,tf32,bf16,compile,graphs,graphs+tf32,graphs+bf16),
 # STEPS timed steps per setup and WARMUP untimed ones, SETUP_CAP seconds per setup, PHASE1_CAP; RACE_SETUP
 # (compile/precision of phase 2, e.g. "reduce-overhead bf16"; auto: the fastest phase-1 setup whose losses stayed
-# finite), RACE_MINUTES, RACE_SEEDS, EVAL_SECONDS, PHASE2_CAP. CPU smoke test (about a minute; figures meaningless):
+# finite), RACE_MINUTES, RACE_SEEDS, RACE_SCHEDULES (paper,fast: the fast preset beside the paper's), EVAL_SECONDS,
+# PHASE2_CAP. CPU smoke test (about a minute; figures meaningless):
 #     SMOKE=1 bash benchmarks/gpu_race.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -38,6 +40,7 @@ PHASE1_CAP=${PHASE1_CAP:-200}
 RACE_SETUP=${RACE_SETUP:-auto}
 RACE_MINUTES=${RACE_MINUTES:-5}
 RACE_SEEDS=${RACE_SEEDS:-0,1}
+RACE_SCHEDULES=${RACE_SCHEDULES:-paper,fast}
 EVAL_SECONDS=${EVAL_SECONDS:-30}
 PHASE2_CAP=${PHASE2_CAP:-330}
 DATA_ARGS=()
@@ -72,9 +75,9 @@ PYEND
 )
 fi
 read -r RACE_COMPILE RACE_PRECISION <<< "$RACE_SETUP"
-echo "== phase 2: seeds $RACE_SEEDS at once, $RACE_COMPILE / $RACE_PRECISION, $RACE_MINUTES min, ACC every $EVAL_SECONDS s" \
+echo "== phase 2: presets $RACE_SCHEDULES × seeds $RACE_SEEDS at once, $RACE_COMPILE / $RACE_PRECISION, $RACE_MINUTES min, ACC every $EVAL_SECONDS s" \
     | tee "$OUT/race.txt"
 timeout "$PHASE2_CAP" "$PY" benchmarks/gpu_race.py race --dataset "$DATASET" "${DATA_ARGS[@]}" --device "$DEVICE" \
-    --seeds "$RACE_SEEDS" --minutes "$RACE_MINUTES" --eval-seconds "$EVAL_SECONDS" --compile "$RACE_COMPILE" \
+    --seeds "$RACE_SEEDS" --schedules "$RACE_SCHEDULES" --minutes "$RACE_MINUTES" --eval-seconds "$EVAL_SECONDS" --compile "$RACE_COMPILE" \
     --precision "$RACE_PRECISION" --out "$OUT" 2>&1 | tee -a "$OUT/race.txt"
 echo "phase 2 exit status ${PIPESTATUS[0]}" | tee -a "$OUT/race.txt"
