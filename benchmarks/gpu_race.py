@@ -14,7 +14,7 @@ one evaluation. Each setup is printed as a ratio to this engine's eager fp32 mea
 authors' code's 12.3–12.6 s per epoch on an H100 (for reference only: another machine).
 
 Phase 2 (`race`): one process per seed and preset (`--schedules paper,fast`: the paper's hyper-parameters and the
-data set's fast preset, Fashion-MNIST's being β_Aug 1), all at once on the one device, each training with the given
+data set's fast preset, Fashion-MNIST's being β_Aug 1 and β_Adv 10), all at once on the one device, each training with the given
 compile/precision setup for `--minutes` of wall time and evaluating ACC/NMI/ARI on every image every
 `--eval-seconds`; one CSV per preset and seed, and the time each first passed 0.70 and the paper's 0.756.
 """

@@ -105,17 +105,19 @@ def test_presets_resolve_per_data_set_and_settings_given_explicitly_win(tmp_path
     assert Trainer(TrainConfig(dataset="digits", run_dir=str(tmp_path / "r"))).method.encoder.heads.fc.out_features \
         == 10 + 20  # the network is built with the preset's z_s
     assert "time_to_accuracy" in default_sources(TrainConfig(dataset="digits", schedule="fast"), 1)["lr"]
-    # Fashion-MNIST's fast preset: β_Aug 1 (the paper's 2) and bf16 where the hardware multiplies it natively
+    # Fashion-MNIST's fast preset: β_Aug 1 (the paper's 2), β_Adv 10 (the paper's 1) and bf16 where the hardware
+    # multiplies it natively
     from core.acceleration import resolve_precision
 
     fm_fast = resolve_config(TrainConfig(dataset="fashion-mnist", device="cpu"), digits)
     fm_paper = resolve_config(TrainConfig(dataset="fashion-mnist", schedule="paper", device="cpu"), digits)
-    assert (fm_fast.schedule, fm_fast.beta_aug, fm_fast.precision) == \
-        ("fast", 1.0, resolve_precision("auto", torch.device("cpu")))
-    assert (fm_paper.beta_aug, fm_paper.precision, fm_paper.lr, fm_paper.dim_zs) == (2.0, "fp32", 1e-4, 50)
+    assert (fm_fast.schedule, fm_fast.beta_aug, fm_fast.beta_adv, fm_fast.precision) == \
+        ("fast", 1.0, 10.0, resolve_precision("auto", torch.device("cpu")))
+    assert (fm_paper.beta_aug, fm_paper.beta_adv, fm_paper.precision, fm_paper.lr, fm_paper.dim_zs) == \
+        (2.0, 1.0, "fp32", 1e-4, 50)
     assert fm_fast.epochs == fm_paper.epochs and fm_fast.steps == fm_paper.steps  # the same length
-    typed = resolve_config(TrainConfig(dataset="fashion-mnist", beta_aug=3.0, precision="fp32"), digits)
-    assert (typed.beta_aug, typed.precision) == (3.0, "fp32")
+    typed = resolve_config(TrainConfig(dataset="fashion-mnist", beta_aug=3.0, beta_adv=2.0, precision="fp32"), digits)
+    assert (typed.beta_aug, typed.beta_adv, typed.precision) == (3.0, 2.0, "fp32")
     assert fast.precision == paper.precision == "fp32"  # digits' presets keep fp32 (bf16 moved its seeds)
     with pytest.raises(ConfigError, match="measured on digits, fashion-mnist only, not on mnist"):
         resolve_config(TrainConfig(dataset="mnist", schedule="fast"), digits)
